@@ -1,0 +1,46 @@
+# Entry points for a fresh machine (Python 3.11, no GPU). Every target builds the
+# virtual environment .venv first when it is missing or older than its pins.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+ENV_STAMP := $(VENV)/.installed
+DATA_BIN := data-bin/ding.en-de
+DING := /usr/share/trans/de-en
+DEMO_MINUTES ?= 15
+PYTEST_ARGS ?=
+
+.PHONY: setup data demo test clean-venv
+
+setup: $(ENV_STAMP)
+
+# The stamp is rebuilt when the pins or setup.py change, or when .venv's python
+# no longer runs (a venv copied from another machine, a removed interpreter).
+$(ENV_STAMP): constraints.txt setup.py $(if $(shell $(PY) -c '' 2>/dev/null && echo ok),,FORCE)
+	@$(PY) -c '' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(PIP) install -q -c constraints.txt torch
+	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
+	$(PIP) install -q -c constraints.txt --no-build-isolation --no-deps fairseq-fixed
+	$(PY) -c 'import fairseq, fairseq_plugins, diffuser_mt; print("environment ready: fairseq", fairseq.__version__)'
+	@touch $@
+
+FORCE:
+
+# Debian's Ding dictionary (trans-de-en), the source of the default corpus.
+$(DING):
+	$(PY) data_scripts/prepare_ding.py --install-only
+
+data: $(ENV_STAMP) $(DATA_BIN)/manifest.json
+
+$(DATA_BIN)/manifest.json: | $(ENV_STAMP)
+	$(PY) data_scripts/prepare_ding.py --dest-dir $(DATA_BIN)
+
+demo: data
+	$(PY) data_scripts/ar_baseline.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES)
+
+test: $(ENV_STAMP) $(DING)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""The autoregressive baseline: fairseq's ``transformer`` trained, decoded with beam 5, scored.
+
+    python data_scripts/ar_baseline.py --data data-bin/ding.en-de --minutes 15
+
+1. ``fairseq-train --user-dir fairseq_plugins --arch transformer`` with a CPU-sized
+   configuration, for a bounded wall-clock time (``--minutes``; fairseq's
+   ``--stop-time-hours``) or number of updates. Re-running with the same
+   ``--save-dir`` resumes from its last checkpoint, so a finished run is reused.
+2. ``fairseq-generate`` with beam 5 on the test split, subwords removed with
+   ``--post-process sentencepiece``; the full output is kept in ``generate-test.txt``.
+3. The hypotheses, in corpus order, scored with sacreBLEU against the raw
+   reference text; the score and its signature are printed and written to
+   ``results.json`` in the save dir.
+
+The hypotheses file is the input of DiffusER's AR bootstrap (``--init-mode file``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
+from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
+from diffuser_mt.metrics import corpus_bleu  # noqa: E402
+from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
+
+MODEL_SIZES = {
+    # 3+3 layers, d 256: the CPU configuration of the default corpus.
+    "small": dict(layers=3, embed_dim=256, ffn_dim=1024, heads=4, dropout=0.1),
+    # for tests only
+    "tiny": dict(layers=1, embed_dim=32, ffn_dim=64, heads=2, dropout=0.1),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
+    parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"),
+                        help="raw (detokenized) reference text of the test split")
+    parser.add_argument("--save-dir", type=Path, default=Path("checkpoints/ar_baseline"),
+                        help="checkpoints, generate output, hypotheses and results.json")
+    parser.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="small")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
+    parser.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
+    parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup-updates", type=int, default=400)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers")
+    return parser.parse_args(argv)
+
+
+def train_command(args: argparse.Namespace) -> list:
+    size = MODEL_SIZES[args.model_size]
+    command = [
+        args.data, "--user-dir", USER_DIR, "--task", "translation", "--arch", "transformer",
+        "--share-all-embeddings",
+        "--encoder-layers", size["layers"], "--decoder-layers", size["layers"],
+        "--encoder-embed-dim", size["embed_dim"], "--decoder-embed-dim", size["embed_dim"],
+        "--encoder-ffn-embed-dim", size["ffn_dim"], "--decoder-ffn-embed-dim", size["ffn_dim"],
+        "--encoder-attention-heads", size["heads"], "--decoder-attention-heads", size["heads"],
+        "--dropout", size["dropout"],
+        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
+        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", 0.0,
+        "--lr", args.lr, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", args.warmup_updates,
+        "--max-tokens", args.max_tokens, "--seed", args.seed, "--num-workers", args.num_workers,
+        "--stop-time-hours", args.minutes / 60, "--max-update", args.max_update,
+        "--save-dir", args.save_dir, "--no-epoch-checkpoints",
+        "--cpu", "--log-format", "simple", "--log-interval", 20,
+    ]
+    return command
+
+
+def generate_command(args: argparse.Namespace) -> list:
+    return [
+        args.data, "--user-dir", USER_DIR, "--task", "translation", "--gen-subset", "test",
+        "--path", args.save_dir / "checkpoint_best.pt", "--beam", args.beam,
+        "--post-process", "sentencepiece", "--batch-size", 64, "--cpu", "--seed", args.seed,
+    ]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        references = read_lines(args.reference, allow_empty_lines=False)
+        run_fairseq("fairseq-train", train_command(args))
+        generate_output = args.save_dir / "generate-test.txt"
+        run_fairseq("fairseq-generate", generate_command(args), stdout_path=generate_output)
+        hypotheses = read_hypotheses(generate_output, prefix="D")
+        if len(hypotheses) != len(references):
+            raise InputError(f"{generate_output} has {len(hypotheses)} hypotheses, "
+                             f"{args.reference} has {len(references)} references")
+        with atomic_write(args.save_dir / "hypotheses.test.de") as out:
+            out.writelines(h + "\n" for h in hypotheses)
+        score = corpus_bleu(hypotheses, references)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    results = {"system": "transformer", "model_size": args.model_size, "beam": args.beam, **score}
+    with atomic_write(args.save_dir / "results.json") as out:
+        json.dump(results, out, indent=2)
+    print(f"AR transformer ({args.model_size}, beam {args.beam}) test BLEU = {score['bleu']:.2f}")
+    print(f"sacreBLEU signature: {score['signature']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

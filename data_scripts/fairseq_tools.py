@@ -1,0 +1,43 @@
+"""Running fairseq's command-line programs from the data scripts."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+USER_DIR = REPO_ROOT / "fairseq_plugins"
+
+
+def fairseq_executable(name: str) -> str:
+    """Path of a fairseq console script (e.g. ``fairseq-train``): next to this python, else on PATH."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"error: {name} not found; run `make setup` (it installs fairseq into .venv)")
+    return found
+
+
+def run_fairseq(name: str, args: list[str], stdout_path: Path | None = None) -> None:
+    """Run a fairseq program; exit with one clear line when it fails.
+
+    With ``stdout_path`` the program's stdout goes to that file (written under a
+    temporary name and renamed on success); stderr (the log) stays on the terminal.
+    """
+    command = [fairseq_executable(name), *map(str, args)]
+    print("+ " + " ".join(command), file=sys.stderr, flush=True)
+    if stdout_path is None:
+        returncode = subprocess.run(command).returncode
+    else:
+        stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = stdout_path.with_name(stdout_path.name + ".partial")
+        with open(partial, "w", encoding="utf-8") as out:
+            returncode = subprocess.run(command, stdout=out).returncode
+        if returncode == 0:
+            os.replace(partial, stdout_path)
+    if returncode != 0:
+        raise SystemExit(f"error: {name} failed with exit status {returncode} (its log is above)")

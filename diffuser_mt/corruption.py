@@ -1,0 +1,383 @@
+"""DiffusER's forward (corruption) Markov chain and the reverse step's gold supervision.
+
+Forward step q(x_i | x_{i-1}; E_t, E_l)
+    Walk over the *units* of x (token mode: a unit is one token; word mode: a
+    unit is one word = a word-start token plus the following non-word-start
+    tokens; the token at position 0 always starts the first word). While units
+    remain, draw an edit type from ``edit_mix`` (E_t) and a length
+    n ~ Poisson(``span_lambda``) (E_l; n may be 0, a no-op span that still
+    counts as a span):
+
+    * KEEP     copy the next n units;
+    * REPLACE  consume n units, emit n random noise units;
+    * INSERT   consume nothing, emit n random noise units;
+    * DELETE   consume n units, emit nothing.
+
+    A noise unit is one random token (word mode: one random word-start token),
+    never a special symbol; no mask token is used. A span that runs past the
+    end of x is truncated: each span records its drawn and its applied length.
+    Nothing is inserted once all units are consumed, so an empty sequence stays
+    empty. Word boundaries are carried along the chain: a kept word stays one
+    word in x_i even when its first token is not a word start.
+
+Reverse supervision for the pair (x_{t-1} -> x_t), read off the last step's
+spans without any alignment search. Tags attach to the canvas
+``[start slot] + x_t`` (see ``diffuser_mt.edits``):
+
+    * kept tokens -> KEEP; replaced tokens -> REPLACE (adjacent replaced spans
+      merge into one run whose fill is the concatenation of the original
+      tokens); inserted noise -> DELETE;
+    * a deleted span (gap) of original tokens attaches to the nearest preceding
+      canvas position that is not DELETE (the start slot if none): a KEEP there
+      becomes INSERT with the gap as its fill, an INSERT there appends the gap
+      to its fill, a REPLACE there appends the gap to its run's fill.
+
+    Hence ``apply_edits(x_t, tags, fills) == x_{t-1}`` exactly, and every gold
+    INSERT has a non-empty fill.
+
+Training pairs draw t uniformly from 1..T, run t forward steps from x_0 and
+derive the supervision from the last step only.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterable
+
+import numpy as np
+
+from diffuser_mt.edits import Tag, as_token_list
+
+UNITS = ("token", "word")
+
+
+class ForwardEdit(enum.IntEnum):
+    """Edit type of one span of the FORWARD step; values index ``CorruptionConfig.edit_mix``."""
+
+    KEEP = 0
+    REPLACE = 1
+    INSERT = 2
+    DELETE = 3
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    """Parameters of the forward chain.
+
+    edit_mix: probabilities of (keep, replace, insert, delete) per span (E_t).
+    span_lambda: Poisson mean of the span length (E_l).
+    num_steps: T, the chain length; training draws t from 1..T.
+    unit: "token" or "word", what one unit of a span is.
+    """
+
+    edit_mix: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
+    span_lambda: float = 3.0
+    num_steps: int = 12
+    unit: str = "token"
+
+    def __post_init__(self):
+        mix = tuple(float(p) for p in self.edit_mix)
+        if len(mix) != len(ForwardEdit):
+            raise ValueError(f"edit_mix needs 4 probabilities (keep, replace, insert, delete), got {len(mix)}")
+        if any(not math.isfinite(p) or p < 0 for p in mix):
+            raise ValueError(f"edit_mix probabilities must be finite and non-negative, got {mix}")
+        if abs(sum(mix) - 1.0) > 1e-6:
+            raise ValueError(f"edit_mix must sum to 1, got {mix} (sum {sum(mix):.6g})")
+        if mix[ForwardEdit.INSERT] > 1.0 - 1e-6:
+            raise ValueError(f"edit_mix must give keep, replace or delete some mass, else the walk never ends: {mix}")
+        object.__setattr__(self, "edit_mix", mix)
+        if not self.span_lambda > 0 or not math.isfinite(self.span_lambda):
+            raise ValueError(f"span_lambda must be a finite number > 0, got {self.span_lambda}")
+        if isinstance(self.num_steps, bool) or int(self.num_steps) != self.num_steps or self.num_steps < 1:
+            raise ValueError(f"num_steps must be an integer >= 1, got {self.num_steps}")
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}, got {self.unit!r}")
+
+    @cached_property
+    def _edit_thresholds(self) -> np.ndarray:
+        """Inner cumulative-mix boundaries: searchsorted(thresholds, u, 'right') draws an edit type."""
+        return np.cumsum(self.edit_mix)[:-1]
+
+
+class NoiseVocabulary:
+    """The token ids that corruption may draw as noise: the vocabulary minus special ids.
+
+    vocab_size: number of ids; special_ids: ids never drawn (pad/eos/bos/unk,
+    sentinels); is_word_start: optional bool array of shape (vocab_size,),
+    needed for word-mode corruption.
+    """
+
+    def __init__(self, vocab_size: int, special_ids: Iterable[int] = (), is_word_start=None):
+        special = sorted({int(i) for i in special_ids})
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        if special and not (0 <= special[0] and special[-1] < vocab_size):
+            raise ValueError(f"special ids must lie in 0..{vocab_size - 1}, got {special}")
+        allowed = np.ones(vocab_size, dtype=bool)
+        allowed[special] = False
+        self.vocab_size = int(vocab_size)
+        self.allowed_ids = np.flatnonzero(allowed)
+        if self.allowed_ids.size == 0:
+            raise ValueError("every id is special: no token is left to draw noise from")
+        if is_word_start is None:
+            self.is_word_start = None
+            self.word_start_ids = None
+        else:
+            is_word_start = np.asarray(is_word_start, dtype=bool)
+            if is_word_start.shape != (vocab_size,):
+                raise ValueError(f"is_word_start must have shape ({vocab_size},), got {is_word_start.shape}")
+            self.is_word_start = is_word_start
+            self.word_start_ids = np.flatnonzero(allowed & is_word_start)
+
+    def sample(self, rng: np.random.Generator, n: int, word_start_only: bool = False) -> np.ndarray:
+        """n ids drawn uniformly (with replacement) from the allowed ids, or from the allowed word starts."""
+        ids = self.allowed_ids
+        if word_start_only:
+            ids = self.word_start_ids
+            if ids is None or ids.size == 0:
+                raise ValueError("word-start noise needs is_word_start with at least one non-special word start")
+        return ids[rng.integers(0, ids.size, size=n)]
+
+
+@dataclass
+class StepSpans:
+    """The spans one forward step drew, in order: three int lists of length num_spans.
+
+    edits: ForwardEdit values; drawn_lengths: the Poisson draws;
+    applied_lengths: the lengths used (smaller only for a span cut by the end).
+    """
+
+    edits: list[int]
+    drawn_lengths: list[int]
+    applied_lengths: list[int]
+
+    @property
+    def truncated(self) -> list[bool]:
+        """Per span: was it cut short by the end of the sequence?"""
+        return [applied < drawn for applied, drawn in zip(self.applied_lengths, self.drawn_lengths)]
+
+
+@dataclass
+class CorruptionStep:
+    """One forward step x_prev -> x_next.
+
+    ``*_units`` are unit boundaries: unit k of a sequence is
+    ``tokens[units[k]:units[k + 1]]``; ``units[0] == 0`` and
+    ``units[-1] == len(tokens)``.
+    """
+
+    x_prev: list[int]
+    prev_units: list[int]
+    x_next: list[int]
+    next_units: list[int]
+    spans: StepSpans
+
+    def reverse_supervision(self) -> tuple[list[int], list[list[int]]]:
+        """Gold (tags, fills) with ``apply_edits(x_next, tags, fills) == x_prev``; see the module docstring."""
+        tokens, units = self.x_prev, self.prev_units
+        tags = [int(Tag.KEEP)]
+        fills: list[list[int]] = []
+        open_fill = None  # fill of the last non-DELETE canvas position, None while it is KEEP
+        last_kept = 0  # canvas position of that last non-DELETE tag (0 = start slot)
+        unit = 0
+        for edit, length in zip(self.spans.edits, self.spans.applied_lengths):
+            if length == 0:
+                continue
+            if edit == ForwardEdit.INSERT:
+                tags.extend([Tag.DELETE] * length)
+                continue
+            original = tokens[units[unit]:units[unit + length]]
+            unit += length
+            if edit == ForwardEdit.KEEP:
+                tags.extend([Tag.KEEP] * len(original))
+                last_kept, open_fill = len(tags) - 1, None
+            elif edit == ForwardEdit.REPLACE:
+                if tags[-1] == Tag.REPLACE:
+                    open_fill.extend(original)
+                else:
+                    open_fill = list(original)
+                    fills.append(open_fill)
+                tags.extend([Tag.REPLACE] * length)
+                last_kept = len(tags) - 1
+            elif open_fill is None:
+                tags[last_kept] = Tag.INSERT
+                open_fill = list(original)
+                fills.append(open_fill)
+            else:
+                open_fill.extend(original)
+        return [int(tag) for tag in tags], fills
+
+
+@dataclass
+class TrainingPair:
+    """One reverse-step training example.
+
+    x_prev, x_next: x_{t-1} and x_t (lists of ids); t: the step (0 means
+    x_t == x_0 with all-KEEP tags); tags: len(x_next) + 1 Tag values over
+    [start slot] + x_t; fills: one id list per span of edit_spans(tags);
+    span_records: the spans of each of the t forward steps, in order.
+    """
+
+    x_prev: list[int]
+    x_next: list[int]
+    t: int
+    tags: list[int]
+    fills: list[list[int]]
+    span_records: list[StepSpans]
+
+
+def unit_boundaries(tokens, unit: str, is_word_start=None) -> list[int]:
+    """Boundaries of the units of ``tokens`` (len = num_units + 1); see CorruptionStep.
+
+    Word mode needs ``is_word_start`` (bool per vocabulary id); position 0
+    always starts a word.
+    """
+    tokens = as_token_list(tokens, "tokens")
+    if unit == "token":
+        return list(range(len(tokens) + 1))
+    if unit != "word":
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    if is_word_start is None:
+        raise ValueError("word units need is_word_start (a bool per vocabulary id)")
+    if not tokens:
+        return [0]
+    starts = np.asarray(is_word_start, dtype=bool)[np.asarray(tokens)]
+    starts[0] = True
+    return [*np.flatnonzero(starts).tolist(), len(tokens)]
+
+
+_SPAN_CHUNK = 128  # spans drawn per numpy call
+_NOISE_CHUNK = 128  # noise ids drawn per numpy call
+
+
+class _ChainDraws:
+    """Buffered random draws for one run of the chain: span edit types, span lengths and noise ids.
+
+    Draws come from ``rng`` in vectorised chunks and are handed out one span
+    at a time, so the per-span walk does no numpy scalar calls.
+    """
+
+    def __init__(self, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator):
+        if config.unit == "word" and (noise_vocab.word_start_ids is None or noise_vocab.word_start_ids.size == 0):
+            raise ValueError("word-mode corruption needs a NoiseVocabulary with is_word_start and a non-special word start")
+        self._config = config
+        self._noise_vocab = noise_vocab
+        self._rng = rng
+        self._edits: list[int] = []
+        self._lengths: list[int] = []
+        self._next_span = 0
+        self._noise: list[int] = []
+        self._next_noise = 0
+
+    def span(self) -> tuple[int, int]:
+        """The next (ForwardEdit value, drawn length)."""
+        if self._next_span == len(self._edits):
+            u = self._rng.random(_SPAN_CHUNK)
+            self._edits = np.searchsorted(self._config._edit_thresholds, u, side="right").tolist()
+            self._lengths = self._rng.poisson(self._config.span_lambda, _SPAN_CHUNK).tolist()
+            self._next_span = 0
+        i = self._next_span
+        self._next_span += 1
+        return self._edits[i], self._lengths[i]
+
+    def noise(self, n: int) -> list[int]:
+        """n noise ids (word starts in word mode)."""
+        if self._next_noise + n > len(self._noise):
+            fresh = self._noise_vocab.sample(
+                self._rng, max(n, _NOISE_CHUNK), word_start_only=self._config.unit == "word"
+            ).tolist()
+            self._noise = self._noise[self._next_noise:] + fresh
+            self._next_noise = 0
+        start = self._next_noise
+        self._next_noise += n
+        return self._noise[start:self._next_noise]
+
+
+def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws) -> CorruptionStep:
+    num_units = len(units) - 1
+    edits: list[int] = []
+    drawn_lengths: list[int] = []
+    applied_lengths: list[int] = []
+    x_next: list[int] = []
+    next_units = [0]
+    unit = 0
+    while unit < num_units:
+        edit, drawn = draws.span()
+        length = drawn if edit == ForwardEdit.INSERT else min(drawn, num_units - unit)
+        edits.append(edit)
+        drawn_lengths.append(drawn)
+        applied_lengths.append(length)
+        if length == 0:
+            continue
+        if edit == ForwardEdit.KEEP:
+            start = units[unit]
+            shift = len(x_next) - start
+            x_next.extend(tokens[start:units[unit + length]])
+            next_units.extend([boundary + shift for boundary in units[unit + 1:unit + length + 1]])
+            unit += length
+        elif edit == ForwardEdit.DELETE:
+            unit += length
+        else:
+            start = len(x_next)
+            x_next.extend(draws.noise(length))
+            next_units.extend(range(start + 1, start + length + 1))
+            if edit == ForwardEdit.REPLACE:
+                unit += length
+    return CorruptionStep(tokens, units, x_next, next_units, StepSpans(edits, drawn_lengths, applied_lengths))
+
+
+def corruption_step(
+    tokens: list[int],
+    units: list[int],
+    config: CorruptionConfig,
+    noise_vocab: NoiseVocabulary,
+    rng: np.random.Generator,
+) -> CorruptionStep:
+    """One forward step on ``tokens`` (list of ids) with unit boundaries ``units``; see the module docstring."""
+    return _forward_step(as_token_list(tokens, "tokens"), list(units), _ChainDraws(config, noise_vocab, rng))
+
+
+def _run_chain(x0, t: int, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator):
+    """Run t >= 1 forward steps from x0; return (last CorruptionStep, span records of every step)."""
+    draws = _ChainDraws(config, noise_vocab, rng)
+    tokens = as_token_list(x0, "x0")
+    units = unit_boundaries(tokens, config.unit, noise_vocab.is_word_start)
+    records = []
+    for _ in range(t):
+        step = _forward_step(tokens, units, draws)
+        records.append(step.spans)
+        tokens, units = step.x_next, step.next_units
+    return step, records
+
+
+def _checked_step_count(t) -> int:
+    if isinstance(t, bool) or int(t) != t or t < 0:
+        raise ValueError(f"t must be an integer >= 0, got {t!r}")
+    return int(t)
+
+
+def corrupt(x0, t: int, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator) -> list[int]:
+    """x_t: run t forward steps from x0 (t = 0 returns x0 as a list)."""
+    t = _checked_step_count(t)
+    if t == 0:
+        return as_token_list(x0, "x0")
+    return _run_chain(x0, t, config, noise_vocab, rng)[0].x_next
+
+
+def sample_training_pair(
+    x0, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator, t: int | None = None
+) -> TrainingPair:
+    """Draw t ~ U{1..T} (unless given), run t forward steps, supervise the last one.
+
+    Any t >= 0 may be given; t = 0 gives x_prev == x_next == x0, all-KEEP tags
+    and no fills.
+    """
+    t = int(rng.integers(1, config.num_steps + 1)) if t is None else _checked_step_count(t)
+    if t == 0:
+        tokens = as_token_list(x0, "x0")
+        return TrainingPair(tokens, list(tokens), 0, [int(Tag.KEEP)] * (len(tokens) + 1), [], [])
+    step, records = _run_chain(x0, t, config, noise_vocab, rng)
+    tags, fills = step.reverse_supervision()
+    return TrainingPair(step.x_prev, step.x_next, t, tags, fills, records)

@@ -1,0 +1,141 @@
+"""Corpus BLEU (sacrebleu) and ROUGE (rouge-score), and the ``diffuser-mt score`` subcommand.
+
+Nothing is reimplemented: BLEU is ``sacrebleu.metrics.BLEU`` and ROUGE is
+``rouge_score.rouge_scorer.RougeScorer``; this module only prepares their
+inputs and formats their results.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from sacrebleu.metrics import BLEU
+from sacrebleu.metrics.bleu import BLEUScore
+
+from diffuser_mt.textio import InputError, read_parallel
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+DEFAULT_SENTENCE_SEPARATOR = "<n>"
+
+
+def bleu_score(
+    hyps: list[str], refs: list[str], tokenize: str = "13a", lowercase: bool = False
+) -> tuple[BLEUScore, str]:
+    """Score N hypotheses against N references (one each); return sacrebleu's score and long signature."""
+    metric = BLEU(tokenize=tokenize, lowercase=lowercase)
+    return metric.corpus_score(hyps, [refs]), str(metric.get_signature())
+
+
+def bleu_result(score: BLEUScore, signature: str) -> dict:
+    """The JSON-ready view of a BLEU score: ``bleu`` and ``precisions`` in 0..100, ``bp`` in 0..1."""
+    return {
+        "bleu": score.score,
+        "signature": signature,
+        "precisions": score.precisions,
+        "bp": score.bp,
+        "sys_len": score.sys_len,
+        "ref_len": score.ref_len,
+    }
+
+
+def corpus_bleu(hyps: list[str], refs: list[str], tokenize: str = "13a", lowercase: bool = False) -> dict:
+    """Corpus BLEU of N hypotheses against N references, as ``bleu_result`` describes it."""
+    return bleu_result(*bleu_score(hyps, refs, tokenize, lowercase))
+
+
+def split_sentences(document: str, separator: str = DEFAULT_SENTENCE_SEPARATOR) -> list[str]:
+    """Split one line into its stripped, non-empty sentences (a line without separators is one)."""
+    return [sentence.strip() for sentence in document.split(separator) if sentence.strip()]
+
+
+def corpus_rouge(
+    hyps: list[str], refs: list[str], sentence_separator: str = DEFAULT_SENTENCE_SEPARATOR
+) -> dict:
+    """Average per-document ROUGE F-measures (x100) over N line-aligned documents.
+
+    rougeLsum sees the sentences joined by "\\n" (rouge-score's summary-level
+    split); rouge1/2/L see them joined by a space. Both come from one scorer
+    call on the "\\n"-joined text, because rouge-score's tokenizer turns every
+    non-alphanumeric character, "\\n" included, into a token boundary.
+    Returns the four ROUGE_TYPES keys and ``n`` = N; N must be at least 1.
+    """
+    if not hyps:
+        raise ValueError("corpus_rouge needs at least one document")
+    from rouge_score.rouge_scorer import RougeScorer  # imports nltk: ~1 s, so only when needed
+
+    scorer = RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
+    for hyp, ref in zip(hyps, refs, strict=True):
+        target = "\n".join(split_sentences(ref, sentence_separator))
+        prediction = "\n".join(split_sentences(hyp, sentence_separator))
+        for rouge_type, score in scorer.score(target, prediction).items():
+            totals[rouge_type] += score.fmeasure
+    averages = {rouge_type: 100.0 * total / len(hyps) for rouge_type, total in totals.items()}
+    return {**averages, "n": len(hyps)}
+
+
+def read_scoring_inputs(hyp_path: str, ref_path: str) -> tuple[list[str], list[str]]:
+    """Read N >= 1 line-aligned hypotheses and references; an empty reference line is an InputError.
+
+    Empty hypothesis lines are kept: a system may legitimately output nothing.
+    """
+    hyps, refs = read_parallel(hyp_path, ref_path)
+    if not refs:
+        raise InputError(f"{ref_path}: no lines to score")
+    for line_no, ref in enumerate(refs, start=1):
+        if not ref.strip():
+            raise InputError(f"{ref_path}:{line_no}: empty reference line")
+    return hyps, refs
+
+
+def nonempty_separator(text: str) -> str:
+    """argparse type for --sentence-separator: any non-empty string."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def bleu_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> list[str]:
+    """Output lines for BLEU: one JSON line, or sacrebleu's ``BLEU = ...`` line and ``signature: ...``."""
+    score, signature = bleu_score(hyps, refs, args.tokenize, args.lowercase)
+    if args.json:
+        return [json.dumps(bleu_result(score, signature))]
+    return [str(score), f"signature: {signature}"]
+
+
+def rouge_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> list[str]:
+    """Output lines for ROUGE: one JSON line, or one ``<type> = <F x100>`` line per ROUGE type."""
+    result = corpus_rouge(hyps, refs, args.sentence_separator)
+    if args.json:
+        return [json.dumps(result)]
+    return [f"{rouge_type} = {result[rouge_type]:.2f}" for rouge_type in ROUGE_TYPES]
+
+
+REPORTS = {"bleu": bleu_report, "rouge": rouge_report}
+
+
+def run_score(args: argparse.Namespace) -> None:
+    """Print the ``--metric`` report of ``--hyp`` against ``--ref``."""
+    hyps, refs = read_scoring_inputs(args.hyp, args.ref)
+    print("\n".join(REPORTS[args.metric](args, hyps, refs)))
+
+
+def add_subcommand(subparsers) -> None:
+    """Register ``diffuser-mt score`` on the ``diffuser-mt`` subparsers."""
+    parser = subparsers.add_parser(
+        "score",
+        help="corpus BLEU (sacrebleu) or ROUGE (rouge-score) of hypotheses against references",
+        description="Score line-aligned hypotheses against references (one reference per line).",
+    )
+    parser.add_argument("--metric", choices=sorted(REPORTS), required=True)
+    parser.add_argument("--hyp", required=True, help="hypotheses, one per line (UTF-8; empty lines allowed)")
+    parser.add_argument("--ref", required=True, help="references, one per line (UTF-8; no empty lines)")
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON line")
+    parser.add_argument("--tokenize", choices=sorted(BLEU.TOKENIZERS), default=BLEU.TOKENIZER_DEFAULT,
+                        help="BLEU only: sacrebleu tokenizer (default: %(default)s)")
+    parser.add_argument("--lowercase", action="store_true", help="BLEU only: case-insensitive BLEU")
+    parser.add_argument(
+        "--sentence-separator", type=nonempty_separator, default=DEFAULT_SENTENCE_SEPARATOR,
+        help="ROUGE only: marks sentence ends inside a line (default: %(default)s)",
+    )
+    parser.set_defaults(run=run_score)
