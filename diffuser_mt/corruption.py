@@ -62,6 +62,11 @@ class ForwardEdit(enum.IntEnum):
     DELETE = 3
 
 
+# Plain-int aliases for the hot loops (enum attribute look-ups cost more than the work).
+_KEEP, _REPLACE, _INSERT, _DELETE = (int(edit) for edit in ForwardEdit)
+_TAG_KEEP, _TAG_DELETE, _TAG_REPLACE, _TAG_INSERT = (int(tag) for tag in Tag)
+
+
 @dataclass(frozen=True)
 class CorruptionConfig:
     """Parameters of the forward chain.
@@ -177,37 +182,38 @@ class CorruptionStep:
     def reverse_supervision(self) -> tuple[list[int], list[list[int]]]:
         """Gold (tags, fills) with ``apply_edits(x_next, tags, fills) == x_prev``; see the module docstring."""
         tokens, units = self.x_prev, self.prev_units
-        tags = [int(Tag.KEEP)]
+        tags = [_TAG_KEEP]
         fills: list[list[int]] = []
-        open_fill = None  # fill of the last non-DELETE canvas position, None while it is KEEP
-        last_kept = 0  # canvas position of that last non-DELETE tag (0 = start slot)
+        # A gap attaches to the last non-DELETE canvas position: open_fill is that
+        # position's fill, or None while it is a KEEP at canvas position last_keep.
+        open_fill = None
+        last_keep = 0
         unit = 0
         for edit, length in zip(self.spans.edits, self.spans.applied_lengths):
             if length == 0:
                 continue
-            if edit == ForwardEdit.INSERT:
-                tags.extend([Tag.DELETE] * length)
+            if edit == _INSERT:
+                tags.extend([_TAG_DELETE] * length)
                 continue
             original = tokens[units[unit]:units[unit + length]]
             unit += length
-            if edit == ForwardEdit.KEEP:
-                tags.extend([Tag.KEEP] * len(original))
-                last_kept, open_fill = len(tags) - 1, None
-            elif edit == ForwardEdit.REPLACE:
-                if tags[-1] == Tag.REPLACE:
+            if edit == _KEEP:
+                tags.extend([_TAG_KEEP] * len(original))
+                last_keep, open_fill = len(tags) - 1, None
+            elif edit == _REPLACE:
+                if tags[-1] == _TAG_REPLACE:
                     open_fill.extend(original)
                 else:
                     open_fill = list(original)
                     fills.append(open_fill)
-                tags.extend([Tag.REPLACE] * length)
-                last_kept = len(tags) - 1
+                tags.extend([_TAG_REPLACE] * length)
             elif open_fill is None:
-                tags[last_kept] = Tag.INSERT
+                tags[last_keep] = _TAG_INSERT
                 open_fill = list(original)
                 fills.append(open_fill)
             else:
                 open_fill.extend(original)
-        return [int(tag) for tag in tags], fills
+        return tags, fills
 
 
 @dataclass
@@ -255,8 +261,9 @@ _NOISE_CHUNK = 128  # noise ids drawn per numpy call
 class _ChainDraws:
     """Buffered random draws for one run of the chain: span edit types, span lengths and noise ids.
 
-    Draws come from ``rng`` in vectorised chunks and are handed out one span
-    at a time, so the per-span walk does no numpy scalar calls.
+    Draws come from ``rng`` in vectorised chunks and are handed out one at a
+    time, so the per-span walk does no numpy scalar calls. ``spans`` is an
+    endless iterator of (ForwardEdit value, drawn length).
     """
 
     def __init__(self, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator):
@@ -265,22 +272,16 @@ class _ChainDraws:
         self._config = config
         self._noise_vocab = noise_vocab
         self._rng = rng
-        self._edits: list[int] = []
-        self._lengths: list[int] = []
-        self._next_span = 0
         self._noise: list[int] = []
         self._next_noise = 0
+        self.spans = self._span_stream()
 
-    def span(self) -> tuple[int, int]:
-        """The next (ForwardEdit value, drawn length)."""
-        if self._next_span == len(self._edits):
+    def _span_stream(self):
+        while True:
             u = self._rng.random(_SPAN_CHUNK)
-            self._edits = np.searchsorted(self._config._edit_thresholds, u, side="right").tolist()
-            self._lengths = self._rng.poisson(self._config.span_lambda, _SPAN_CHUNK).tolist()
-            self._next_span = 0
-        i = self._next_span
-        self._next_span += 1
-        return self._edits[i], self._lengths[i]
+            edits = np.searchsorted(self._config._edit_thresholds, u, side="right").tolist()
+            lengths = self._rng.poisson(self._config.span_lambda, _SPAN_CHUNK).tolist()
+            yield from zip(edits, lengths)
 
     def noise(self, n: int) -> list[int]:
         """n noise ids (word starts in word mode)."""
@@ -297,34 +298,31 @@ class _ChainDraws:
 
 def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws) -> CorruptionStep:
     num_units = len(units) - 1
-    edits: list[int] = []
-    drawn_lengths: list[int] = []
-    applied_lengths: list[int] = []
+    spans: list[tuple[int, int, int]] = []  # (edit, drawn length, applied length)
     x_next: list[int] = []
     next_units = [0]
     unit = 0
     while unit < num_units:
-        edit, drawn = draws.span()
-        length = drawn if edit == ForwardEdit.INSERT else min(drawn, num_units - unit)
-        edits.append(edit)
-        drawn_lengths.append(drawn)
-        applied_lengths.append(length)
+        edit, drawn = next(draws.spans)
+        length = drawn if edit == _INSERT or unit + drawn <= num_units else num_units - unit
+        spans.append((edit, drawn, length))
         if length == 0:
             continue
-        if edit == ForwardEdit.KEEP:
+        if edit == _KEEP:
             start = units[unit]
             shift = len(x_next) - start
             x_next.extend(tokens[start:units[unit + length]])
             next_units.extend([boundary + shift for boundary in units[unit + 1:unit + length + 1]])
             unit += length
-        elif edit == ForwardEdit.DELETE:
+        elif edit == _DELETE:
             unit += length
         else:
             start = len(x_next)
             x_next.extend(draws.noise(length))
             next_units.extend(range(start + 1, start + length + 1))
-            if edit == ForwardEdit.REPLACE:
+            if edit == _REPLACE:
                 unit += length
+    edits, drawn_lengths, applied_lengths = (list(column) for column in zip(*spans)) if spans else ([], [], [])
     return CorruptionStep(tokens, units, x_next, next_units, StepSpans(edits, drawn_lengths, applied_lengths))
 
 
@@ -377,7 +375,7 @@ def sample_training_pair(
     t = int(rng.integers(1, config.num_steps + 1)) if t is None else _checked_step_count(t)
     if t == 0:
         tokens = as_token_list(x0, "x0")
-        return TrainingPair(tokens, list(tokens), 0, [int(Tag.KEEP)] * (len(tokens) + 1), [], [])
+        return TrainingPair(tokens, list(tokens), 0, [_TAG_KEEP] * (len(tokens) + 1), [], [])
     step, records = _run_chain(x0, t, config, noise_vocab, rng)
     tags, fills = step.reverse_supervision()
     return TrainingPair(step.x_prev, step.x_next, t, tags, fills, records)

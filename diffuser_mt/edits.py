@@ -64,7 +64,7 @@ def _validated_tags(tags) -> list[int]:
     if bad:
         raise ValueError(f"tags must be Tag values 0..{NUM_TAGS - 1} (KEEP, DELETE, REPLACE, INSERT), got {bad}")
     if tags[0] not in START_SLOT_TAGS:
-        raise ValueError(f"tags[0] is the start slot and must be KEEP or INSERT, got {Tag(tags[0]).name}")
+        raise ValueError(f"tags[0] is the start slot: it must be KEEP or INSERT, got {Tag(tags[0]).name}")
     return tags
 
 
