@@ -7,3 +7,5 @@ checkpoints loadable with torch's weights-only loading (see checkpoint_safety).
 from fairseq_plugins.checkpoint_safety import allow_fairseq_checkpoint_globals
 
 allow_fairseq_checkpoint_globals()
+
+from fairseq_plugins import criterions  # noqa: E402,F401

@@ -1,0 +1,104 @@
+"""The ``diffuser`` model: a tagger and a generator, two fairseq Transformers.
+
+As in the paper, tagger and generator are separate encoder-decoder
+Transformers, each conditioned on the source through its own encoder:
+
+* tagger: reads ``[bos] + x_t`` with a bidirectional (non-causal) decoder and
+  predicts one of the 4 edit tags per position (``diffuser_mt.edits.Tag``);
+* generator: a causal decoder over the canvas and its CM3-style fill section
+  (``diffuser_mt.canvas``), predicting the fill tokens left to right.
+
+No timestep embedding: the paper does not mention one, and start states such
+as an AR hypothesis have no well-defined t. Within each model all embeddings
+are shared (joined dictionary); the generator's output layer is tied to them.
+"""
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models.transformer import TransformerModel, base_architecture
+
+from diffuser_mt.edits import NUM_TAGS
+
+
+@register_model("diffuser")
+class DiffuserModel(BaseFairseqModel):
+    """tagger(src, [bos]+x_t) -> tag logits; generator(src, Z[:-1]) -> token logits."""
+
+    def __init__(self, args, tagger: TransformerModel, generator: TransformerModel):
+        super().__init__()
+        self.args = args
+        self.tagger = tagger
+        self.generator = generator
+
+    @staticmethod
+    def add_args(parser):
+        TransformerModel.add_args(parser)
+
+    @classmethod
+    def build_model(cls, args, task):
+        diffuser_base_architecture(args)
+        args.share_all_embeddings = True
+        args.max_source_positions = getattr(args, "max_source_positions", None) or task.cfg.max_source_positions
+        args.max_target_positions = getattr(args, "max_target_positions", None) or task.cfg.max_target_positions
+        tagger = TransformerModel.build_model(copy.deepcopy(args), task)
+        tagger.decoder.output_projection = nn.Linear(args.decoder_embed_dim, NUM_TAGS)
+        generator_args = copy.deepcopy(args)
+        # Z holds the canvas (<= target + sentinels) and the fill section (<= target + sentinels + eos)
+        generator_args.max_target_positions = 2 * (args.max_target_positions + task.cfg.max_spans) + 2
+        generator = TransformerModel.build_model(generator_args, task)
+        return cls(args, tagger, generator)
+
+    def forward(self, src_tokens, src_lengths, tagger_tokens, generator_tokens, **unused):
+        """Return (tag logits B x (L+1) x NUM_TAGS, generator logits B x |Z|-1 x V)."""
+        tag_logits, _ = self.tag(src_tokens, src_lengths, tagger_tokens)
+        generator_logits, _ = self.generator(src_tokens, src_lengths, generator_tokens)
+        return tag_logits, generator_logits
+
+    def tag(self, src_tokens, src_lengths, tagger_tokens, encoder_out=None):
+        """Tag logits of ``[bos] + x_t``; the decoder attends to every position (full context)."""
+        if encoder_out is None:
+            encoder_out = self.tagger.encoder(src_tokens, src_lengths=src_lengths)
+        return self.tagger.decoder(tagger_tokens, encoder_out=encoder_out, full_context_alignment=True)
+
+    def max_positions(self):
+        return (self.args.max_source_positions, self.args.max_target_positions)
+
+
+def diffuser_base_architecture(args):
+    """Paper setting: tagger and generator each Transformer-base (6+6 layers, d 512, FFN 2048, 8 heads)."""
+    args.dropout = getattr(args, "dropout", 0.3)
+    base_architecture(args)
+
+
+@register_model_architecture("diffuser", "diffuser_base")
+def diffuser_base(args):
+    diffuser_base_architecture(args)
+
+
+@register_model_architecture("diffuser", "diffuser_small")
+def diffuser_small(args):
+    """CPU size for the default corpus; the same size as the AR baseline (3+3 layers, d 256)."""
+    args.encoder_layers = getattr(args, "encoder_layers", 3)
+    args.decoder_layers = getattr(args, "decoder_layers", 3)
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 256)
+    args.encoder_ffn_embed_dim = getattr(args, "encoder_ffn_embed_dim", 1024)
+    args.encoder_attention_heads = getattr(args, "encoder_attention_heads", 4)
+    args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 4)
+    args.dropout = getattr(args, "dropout", 0.1)
+    diffuser_base_architecture(args)
+
+
+@register_model_architecture("diffuser", "diffuser_tiny")
+def diffuser_tiny(args):
+    """For tests: 1+1 layers, d 32."""
+    args.encoder_layers = getattr(args, "encoder_layers", 1)
+    args.decoder_layers = getattr(args, "decoder_layers", 1)
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 32)
+    args.encoder_ffn_embed_dim = getattr(args, "encoder_ffn_embed_dim", 64)
+    args.encoder_attention_heads = getattr(args, "encoder_attention_heads", 2)
+    args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 2)
+    args.dropout = getattr(args, "dropout", 0.1)
+    diffuser_base_architecture(args)
