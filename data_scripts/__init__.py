@@ -1,0 +1,1 @@
+"""Corpus preparation scripts: the bundled Ding corpus, WMT'14 En-De, CNN/DailyMail, AR bootstrap."""

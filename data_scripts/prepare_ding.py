@@ -1,0 +1,302 @@
+#!/usr/bin/env python
+"""The bundled default corpus: Ding's English-German sentence pairs, binarized for fairseq.
+
+    python data_scripts/prepare_ding.py     # writes data/ding and data-bin/ding.en-de
+
+1. Finds the Ding dictionary (Debian's ``trans-de-en``, /usr/share/trans/de-en).
+   When the default file is missing and we are root with apt-get, installs the
+   package (``apt-get update`` first when the plain install fails);
+   ``--install-only`` stops there.
+2. Parses, cleans and deduplicates the sentence pairs (rules in
+   ``data_scripts/ding.py``) and splits them by seed into train / valid / test.
+3. Into ``--text-dir``: the raw text (``train.en``, ``train.de``, ...), a joint
+   sentencepiece unigram model (``spm.model``, ``spm.vocab``) trained on
+   train.en + train.de, and the splits as space-separated pieces (``train.spm.en``, ...).
+4. Into ``--dest-dir``: ``fairseq-preprocess --joined-dictionary`` output and
+   ``manifest.json`` (pair counts, vocabulary size, seed, Ding version, Debian
+   package version (null unless the dictionary is the package's own file)).
+
+Both directories are built under temporary names next to their final place and
+renamed into place only when everything succeeded, so a failure leaves the
+previous outputs (or nothing) behind; leftovers of an interrupted run are removed
+by the next one.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import sentencepiece
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data_scripts.ding import Extraction, Pair, ding_version, extract_pairs, split_pairs  # noqa: E402
+from data_scripts.fairseq_tools import run_fairseq  # noqa: E402
+from diffuser_mt.textio import InputError, read_lines  # noqa: E402
+
+DEFAULT_DICTIONARY = Path("/usr/share/trans/de-en")
+PACKAGE = "trans-de-en"
+SPLITS = ("train", "valid", "test")
+LANGUAGES = ("en", "de")
+STAGING_SUFFIXES = (".prepare_ding.partial", ".prepare_ding.old")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dictionary", type=Path, default=DEFAULT_DICTIONARY,
+                        help="Ding dictionary file, format `German :: English` (default: %(default)s)")
+    parser.add_argument("--text-dir", type=Path, default=Path("data/ding"),
+                        help="raw and sentencepiece-encoded splits and spm.model (default: %(default)s)")
+    parser.add_argument("--dest-dir", type=Path, default=Path("data-bin/ding.en-de"),
+                        help="fairseq-preprocess output and manifest.json (default: %(default)s)")
+    parser.add_argument("--vocab-size", type=positive_int, default=8000,
+                        help="joint sentencepiece vocabulary size (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the split (default: %(default)s)")
+    parser.add_argument("--valid-size", type=positive_int, default=500, help="pairs in valid (default: %(default)s)")
+    parser.add_argument("--test-size", type=positive_int, default=1000, help="pairs in test (default: %(default)s)")
+    parser.add_argument("--workers", type=positive_int, default=2,
+                        help="fairseq-preprocess worker processes (default: %(default)s)")
+    parser.add_argument("--install-only", action="store_true",
+                        help="only make sure the dictionary is installed, then exit")
+    return parser.parse_args(argv)
+
+
+def stage(message: str) -> None:
+    """Print a one-line progress message."""
+    print(f"prepare_ding: {message}", file=sys.stderr, flush=True)
+
+
+def ensure_dictionary(path: Path) -> None:
+    """Install Debian's trans-de-en when the default dictionary is missing; raise InputError if still missing."""
+    if path.exists():
+        return
+    if path == DEFAULT_DICTIONARY and os.geteuid() == 0 and shutil.which("apt-get"):
+        install_package()
+    if not path.exists():
+        raise InputError(
+            f"{path} not found; install Debian's Ding dictionary with `apt-get install {PACKAGE}` "
+            f"(as root), or pass --dictionary FILE"
+        )
+
+
+def install_package() -> None:
+    """``apt-get install`` the dictionary package, with an ``apt-get update`` and a retry on failure."""
+    install = ["apt-get", "install", "-y", "--no-install-recommends", PACKAGE]
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    stage(f"{DEFAULT_DICTIONARY} is missing; installing {PACKAGE}")
+    if subprocess.run(install, env=environment).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=environment)
+        subprocess.run(install, env=environment)
+
+
+def debian_package_version(path: Path) -> str | None:
+    """The installed trans-de-en version when ``path`` is the package's file, else None."""
+    if path.resolve() != DEFAULT_DICTIONARY.resolve() or shutil.which("dpkg-query") is None:
+        return None
+    query = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", PACKAGE], capture_output=True, text=True)
+    if query.returncode != 0:
+        return None
+    return query.stdout.strip() or None
+
+
+def check_output_dir(path: Path) -> None:
+    """Raise InputError when an output path exists and is not a directory."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: exists and is not a directory")
+
+
+def remove_leftovers(final: Path) -> None:
+    """Remove staging directories of ``final`` left behind by an interrupted run."""
+    if not final.parent.is_dir():
+        return
+    for leftover in final.parent.glob(f".{final.name}.*"):
+        if leftover.is_dir() and leftover.name.endswith(STAGING_SUFFIXES):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and setting it back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+@contextlib.contextmanager
+def staging_directory(final: Path) -> Iterator[Path]:
+    """A fresh temporary directory next to ``final``, removed on exit unless published."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(final)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=STAGING_SUFFIXES[0]))
+    staging.chmod(0o777 & ~current_umask())
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, final: Path) -> None:
+    """Rename a complete staging directory onto ``final``, replacing what was there."""
+    if not final.exists():
+        os.replace(staging, final)
+        return
+    previous = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=STAGING_SUFFIXES[1]))
+    os.replace(final, previous / final.name)
+    os.replace(staging, final)
+    shutil.rmtree(previous)
+
+
+@dataclass
+class Corpus:
+    """The dictionary's clean pairs, its Ding version and the pairs split by seed."""
+
+    extraction: Extraction
+    ding_version: str | None
+    splits: dict[str, list[Pair]]
+
+
+def read_dictionary(args: argparse.Namespace) -> Corpus:
+    """Read, clean, deduplicate and split the dictionary's sentence pairs."""
+    stage(f"reading and cleaning {args.dictionary}")
+    lines = read_lines(args.dictionary)
+    version = ding_version(lines[0]) if lines else None
+    extraction = extract_pairs(lines)
+    try:
+        splits = split_pairs(extraction.pairs, args.seed, args.valid_size, args.test_size)
+    except InputError as err:
+        raise InputError(f"{args.dictionary}: {err}") from None
+    counts = {split: len(pairs) for split, pairs in splits.items()}
+    stage(f"{len(extraction.pairs)} clean pairs ({extraction.dropped} dropped); split {counts}")
+    return Corpus(extraction, version, splits)
+
+
+def write_text(text_dir: Path, splits: dict[str, list[Pair]]) -> None:
+    """Write each split as line-aligned ``SPLIT.en`` and ``SPLIT.de``."""
+    for split, pairs in splits.items():
+        for index, language in enumerate(LANGUAGES):
+            with open(text_dir / f"{split}.{language}", "w", encoding="utf-8") as out:
+                out.writelines(f"{pair[index]}\n" for pair in pairs)
+
+
+def train_sentencepiece(text_dir: Path, vocab_size: int, seed: int) -> Path:
+    """Train the joint unigram model on train.en + train.de; return the model path."""
+    prefix = text_dir / "spm"
+    sentencepiece.set_random_generator_seed(seed)
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            input=",".join(str(text_dir / f"train.{language}") for language in LANGUAGES),
+            model_prefix=str(prefix),
+            model_type="unigram",
+            vocab_size=vocab_size,
+            character_coverage=1.0,
+            num_threads=1,
+            minloglevel=2,
+        )
+    except RuntimeError as err:
+        message = " ".join(str(err).split())
+        raise InputError(f"sentencepiece training failed (see --vocab-size): {message}") from None
+    return prefix.with_suffix(".model")
+
+
+def encode_splits(text_dir: Path, model: Path) -> None:
+    """Write every raw split as space-separated sentencepiece pieces (``SPLIT.spm.LANG``)."""
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    for split in SPLITS:
+        for language in LANGUAGES:
+            lines = read_lines(text_dir / f"{split}.{language}")
+            with open(text_dir / f"{split}.spm.{language}", "w", encoding="utf-8") as out:
+                out.writelines(" ".join(pieces) + "\n" for pieces in processor.encode(lines, out_type=str))
+
+
+def binarize(text_dir: Path, dest_dir: Path, workers: int) -> None:
+    """Run fairseq-preprocess on the encoded splits with one joined dictionary."""
+    run_fairseq("fairseq-preprocess", [
+        "--source-lang", "en", "--target-lang", "de",
+        "--trainpref", text_dir / "train.spm",
+        "--validpref", text_dir / "valid.spm",
+        "--testpref", text_dir / "test.spm",
+        "--destdir", dest_dir,
+        "--joined-dictionary",
+        "--workers", workers,
+    ])
+
+
+def manifest(args: argparse.Namespace, corpus: Corpus) -> dict:
+    """What the corpus holds and how it was made."""
+    extraction = corpus.extraction
+    return {
+        "corpus": "Ding dictionary English-German sentence pairs (GPL-2+)",
+        "dictionary": str(args.dictionary),
+        "ding_version": corpus.ding_version,
+        "debian_package": PACKAGE,
+        "debian_package_version": debian_package_version(args.dictionary),
+        "seed": args.seed,
+        "vocab_size": args.vocab_size,
+        "text_dir": str(args.text_dir),
+        "sentencepiece_model": str(args.text_dir / "spm.model"),
+        "pairs": {split: len(pairs) for split, pairs in corpus.splits.items()},
+        "candidate_subentries": extraction.candidates,
+        "clean_pairs": len(extraction.pairs),
+        "dropped": extraction.dropped,
+        "dropped_unclean": extraction.unclean,
+        "dropped_duplicates": extraction.duplicates,
+    }
+
+
+def build(args: argparse.Namespace, corpus: Corpus, text_dir: Path, dest_dir: Path) -> None:
+    """Write the text, sentencepiece and binarized corpus into the two (staging) directories."""
+    write_text(text_dir, corpus.splits)
+    stage(f"training the sentencepiece model (vocabulary {args.vocab_size})")
+    encode_splits(text_dir, train_sentencepiece(text_dir, args.vocab_size, args.seed))
+    stage("binarizing with fairseq-preprocess")
+    binarize(text_dir, dest_dir, args.workers)
+    with open(dest_dir / "manifest.json", "w", encoding="utf-8") as out:
+        json.dump(manifest(args, corpus), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Check the inputs, build both directories under temporary names, then publish them."""
+    ensure_dictionary(args.dictionary)
+    if args.install_only:
+        stage(f"{args.dictionary} is installed")
+        return
+    for output in (args.text_dir, args.dest_dir):
+        check_output_dir(output)
+    if args.text_dir.resolve() == args.dest_dir.resolve():
+        raise InputError(f"--text-dir and --dest-dir must differ (both are {args.text_dir})")
+    corpus = read_dictionary(args)
+    with staging_directory(args.text_dir) as text_staging, staging_directory(args.dest_dir) as dest_staging:
+        build(args, corpus, text_staging, dest_staging)
+        publish(text_staging, args.text_dir)
+        publish(dest_staging, args.dest_dir)
+    stage(f"done: text in {args.text_dir}, binarized data in {args.dest_dir}")
+
+
+def main(argv=None) -> None:
+    """Entry point: one clear line and exit status 1 on bad input."""
+    try:
+        prepare(parse_args(argv))
+    except InputError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()
