@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from corpus_helpers import run_prepare, write_dictionary
 from data_scripts.ding import ding_version, extract_pairs, sentence_pairs, split_pairs
 from diffuser_mt.textio import InputError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PREPARE = REPO_ROOT / "data_scripts" / "prepare_ding.py"
-REAL_DICTIONARY = Path("/usr/share/trans/de-en")
 HEADER = "# Version :: devel 2023-01-30"
 
 # Lines copied verbatim from /usr/share/trans/de-en (trans-de-en 1.9-6).
@@ -106,13 +104,6 @@ def test_split_needs_one_training_pair():
         split_pairs(numbered_pairs(15), seed=1, valid_size=5, test_size=10)
 
 
-def run_prepare(dictionary: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
-    """Run prepare_ding.py as a program into ``out/text`` and ``out/bin``."""
-    command = [sys.executable, str(PREPARE), "--dictionary", str(dictionary),
-               "--text-dir", str(out / "text"), "--dest-dir", str(out / "bin"), *options]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
-
-
 def assert_failed_cleanly(result: subprocess.CompletedProcess, out: Path, *words: str) -> None:
     """A non-zero exit with one error line naming ``words``, no traceback, no output left behind."""
     assert result.returncode != 0
@@ -121,12 +112,6 @@ def assert_failed_cleanly(result: subprocess.CompletedProcess, out: Path, *words
     assert "Traceback" not in result.stderr
     assert not (out / "bin").exists() and not (out / "text").exists()
     assert not list(out.glob(".*"))
-
-
-def write_dictionary(path: Path, lines: list[str]) -> Path:
-    """A Ding-format file holding ``lines``."""
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def test_a_missing_dictionary_is_one_clear_line(tmp_path):
@@ -156,21 +141,6 @@ def test_a_failure_midway_keeps_the_previous_output(tmp_path):
     assert "Traceback" not in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bin", "de-en"]
     assert (tmp_path / "bin" / "manifest.json").read_text(encoding="utf-8") == "{}"
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory):
-    """prepare_ding.py run on the first 3000 sentence-pair lines of the real dictionary."""
-    if not REAL_DICTIONARY.exists():
-        pytest.skip(f"{REAL_DICTIONARY} is absent (apt-get install trans-de-en)")
-    out = tmp_path_factory.mktemp("ding")
-    lines = REAL_DICTIONARY.read_text(encoding="utf-8").splitlines()
-    sentence_lines = [line for line in lines if sentence_pairs(line)][:3000]
-    dictionary = write_dictionary(out / "de-en", lines[:1] + sentence_lines)
-    result = run_prepare(dictionary, out, "--vocab-size", "500", "--valid-size", "100", "--test-size", "200",
-                         "--workers", "1")
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 def line_count(path: Path) -> int:
