@@ -150,3 +150,24 @@ def test_two_cpu_ranks_end_with_identical_parameters(small_corpus, tmp_path):
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
     assert (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "german, options, message",
+    [
+        ("", [], "empty target line 3"),
+        ("ein sehr langer Satz mit vielen Wörtern .", ["--max-target-positions", "6"], "target line 3 has"),
+    ],
+)
+def test_empty_or_over_long_lines_stop_training_before_it_starts(tmp_path, german, options, message):
+    english = ["a b c .", "d e f .", "g h i .", "j k l ."]
+    germans = ["x y .", "z y .", german, "y x ."]
+    (tmp_path / "train.en").write_text("\n".join(english) + "\n", encoding="utf-8")
+    (tmp_path / "train.de").write_text("\n".join(germans) + "\n", encoding="utf-8")
+    fairseq("fairseq-preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref", tmp_path / "train",
+            "--validpref", tmp_path / "train", "--destdir", tmp_path / "bin", "--joined-dictionary", "--workers", "1")
+    result = fairseq("fairseq-train", tmp_path / "bin", *DIFFUSER_TINY, "--max-update", "1",
+                     "--save-dir", tmp_path / "ckpt", *options, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
