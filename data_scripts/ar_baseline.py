@@ -29,14 +29,6 @@ from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
-MODEL_SIZES = {
-    # 3+3 layers, d 256: the CPU configuration of the default corpus.
-    "small": dict(layers=3, embed_dim=256, ffn_dim=1024, heads=4, dropout=0.1),
-    # for tests only
-    "tiny": dict(layers=1, embed_dim=32, ffn_dim=64, heads=2, dropout=0.1),
-}
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
@@ -44,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="raw (detokenized) reference text of the test split")
     parser.add_argument("--save-dir", type=Path, default=Path("checkpoints/ar_baseline"),
                         help="checkpoints, generate output, hypotheses and results.json")
-    parser.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="small")
+    parser.add_argument("--model-size", choices=("small", "tiny"), default="small",
+                        help="fairseq arch transformer_cpu_small (3+3 layers, d 256) or transformer_cpu_tiny (tests)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
     parser.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
@@ -57,15 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def train_command(args: argparse.Namespace) -> list:
-    size = MODEL_SIZES[args.model_size]
     command = [
-        args.data, "--user-dir", USER_DIR, "--task", "translation", "--arch", "transformer",
+        args.data, "--user-dir", USER_DIR, "--task", "translation", "--arch", f"transformer_cpu_{args.model_size}",
         "--share-all-embeddings",
-        "--encoder-layers", size["layers"], "--decoder-layers", size["layers"],
-        "--encoder-embed-dim", size["embed_dim"], "--decoder-embed-dim", size["embed_dim"],
-        "--encoder-ffn-embed-dim", size["ffn_dim"], "--decoder-ffn-embed-dim", size["ffn_dim"],
-        "--encoder-attention-heads", size["heads"], "--decoder-attention-heads", size["heads"],
-        "--dropout", size["dropout"],
         "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
         "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", 0.0,
         "--lr", args.lr, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", args.warmup_updates,

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_scripts.ding import Extraction, Pair, ding_version, extract_pairs, split_pairs  # noqa: E402
 from data_scripts.fairseq_tools import run_fairseq  # noqa: E402
-from diffuser_mt.textio import InputError, read_lines  # noqa: E402
+from diffuser_mt.textio import InputError, current_umask, read_lines  # noqa: E402
 
 DEFAULT_DICTIONARY = Path("/usr/share/trans/de-en")
 PACKAGE = "trans-de-en"
@@ -130,13 +130,6 @@ def remove_leftovers(final: Path) -> None:
     for leftover in final.parent.glob(f".{final.name}.*"):
         if leftover.is_dir() and leftover.name.endswith(STAGING_SUFFIXES):
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def current_umask() -> int:
-    """The process umask (read by setting it and setting it back)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
 
 
 @contextlib.contextmanager

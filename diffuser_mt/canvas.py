@@ -76,11 +76,8 @@ def build_generator_example(tokens, tags, fills, ids: SpecialIds) -> tuple[list[
     section = fill_section(fills, ids.sentinels, ids.eos) if fills else []
     z = [ids.bos, *canvas, *section]
     inputs, targets = z[:-1], z[1:]
-    first_learned = 1 + len(canvas)  # index in targets of the first fill token (after S_0)
-    loss_targets = [ids.pad] * len(targets)
-    for j in range(first_learned, len(targets)):
-        loss_targets[j] = targets[j]
-    return inputs, loss_targets
+    learned = targets[1 + len(canvas):]  # from the first fill token (after S_0) on; empty without spans
+    return inputs, [ids.pad] * (len(targets) - len(learned)) + learned
 
 
 def limit_spans(tokens, tags, fills, max_spans: int) -> tuple[list[int], list[list[int]]]:

@@ -20,14 +20,13 @@ class DiffuserExample:
 
     tagger_tokens: [bos] + x_t, length L+1; tag_targets: one Tag per position, length L+1.
     generator_inputs / generator_targets: Z[:-1] and Z[1:] of canvas.build_generator_example,
-    with ``pad`` where no loss applies; t: the sampled step.
+    with ``pad`` where no loss applies.
     """
 
     tagger_tokens: list[int]
     tag_targets: list[int]
     generator_inputs: list[int]
     generator_targets: list[int]
-    t: int
 
 
 def make_training_example(
@@ -46,5 +45,4 @@ def make_training_example(
         tag_targets=tags,
         generator_inputs=generator_inputs,
         generator_targets=generator_targets,
-        t=pair.t,
     )

@@ -48,7 +48,6 @@ class EditCorruptionDataset(BaseWrapperDataset):
             tag_targets=torch.tensor(example.tag_targets, dtype=torch.long),
             generator_inputs=torch.tensor(example.generator_inputs, dtype=torch.long),
             generator_targets=torch.tensor(example.generator_targets, dtype=torch.long),
-            timestep=example.t,
         )
         return item
 
@@ -66,5 +65,4 @@ class EditCorruptionDataset(BaseWrapperDataset):
         batch["net_input"]["generator_tokens"] = stack("generator_inputs", self.ids.pad)
         batch["tag_target"] = stack("tag_targets", TAG_PAD)
         batch["generator_target"] = stack("generator_targets", self.ids.pad)
-        batch["timestep"] = torch.tensor([s["timestep"] for s in ordered])
         return batch

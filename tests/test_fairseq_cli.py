@@ -6,15 +6,14 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-import fairseq_plugins  # noqa: F401  (the checkpoint allow-list, for torch.load below)
 from corpus_helpers import REPO_ROOT
 
-BIN = Path(sys.executable).parent
+import fairseq_plugins  # noqa: F401  (the checkpoint allow-list, for torch.load below)
+from data_scripts.fairseq_tools import fairseq_executable
+
 USER_DIR = str(REPO_ROOT / "fairseq_plugins")
 DIFFUSER_TINY = ["--user-dir", USER_DIR, "--task", "diffuser", "--arch", "diffuser_tiny",
                  "--criterion", "diffuser_loss", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "2000",
@@ -24,7 +23,7 @@ DIFFUSER_TINY = ["--user-dir", USER_DIR, "--task", "diffuser", "--arch", "diffus
 def fairseq(program: str, *args, check: bool = True) -> subprocess.CompletedProcess:
     """Run a fairseq console script of this environment; no weights-only override in its environment."""
     env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
-    result = subprocess.run([str(BIN / program), *map(str, args)], capture_output=True, text=True, env=env)
+    result = subprocess.run([fairseq_executable(program), *map(str, args)], capture_output=True, text=True, env=env)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result

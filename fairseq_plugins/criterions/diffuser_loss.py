@@ -8,7 +8,6 @@ Each term is logged on its own (base 2, like fairseq's losses), with the tag acc
 import math
 from dataclasses import dataclass, field
 
-import torch
 import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import copy
 
-from torch import nn
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from fairseq.models.transformer import TransformerModel, base_architecture
+from torch import nn
 
 from diffuser_mt.edits import NUM_TAGS
+from fairseq_plugins.models.cpu_sizes import apply_size
 
 
 @register_model("diffuser")
@@ -80,25 +81,13 @@ def diffuser_base(args):
 
 @register_model_architecture("diffuser", "diffuser_small")
 def diffuser_small(args):
-    """CPU size for the default corpus; the same size as the AR baseline (3+3 layers, d 256)."""
-    args.encoder_layers = getattr(args, "encoder_layers", 3)
-    args.decoder_layers = getattr(args, "decoder_layers", 3)
-    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 256)
-    args.encoder_ffn_embed_dim = getattr(args, "encoder_ffn_embed_dim", 1024)
-    args.encoder_attention_heads = getattr(args, "encoder_attention_heads", 4)
-    args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 4)
-    args.dropout = getattr(args, "dropout", 0.1)
+    """CPU size for the default corpus: the AR baseline's size (3+3 layers, d 256) for each model."""
+    apply_size(args, "small")
     diffuser_base_architecture(args)
 
 
 @register_model_architecture("diffuser", "diffuser_tiny")
 def diffuser_tiny(args):
     """For tests: 1+1 layers, d 32."""
-    args.encoder_layers = getattr(args, "encoder_layers", 1)
-    args.decoder_layers = getattr(args, "decoder_layers", 1)
-    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 32)
-    args.encoder_ffn_embed_dim = getattr(args, "encoder_ffn_embed_dim", 64)
-    args.encoder_attention_heads = getattr(args, "encoder_attention_heads", 2)
-    args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 2)
-    args.dropout = getattr(args, "dropout", 0.1)
+    apply_size(args, "tiny")
     diffuser_base_architecture(args)

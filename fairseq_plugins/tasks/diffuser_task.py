@@ -6,20 +6,17 @@ wraps each split in an EditCorruptionDataset. All corruption maths is in
 ``diffuser_mt``.
 """
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
-from omegaconf import II
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
+from omegaconf import II
 
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import UNITS, CorruptionConfig, NoiseVocabulary
 from fairseq_plugins.edit_dataset import EditCorruptionDataset
-
-logger = logging.getLogger(__name__)
 
 SENTINEL_FORMAT = "<span:{}>"
 WORD_START = "\u2581"  # sentencepiece's word-start marker
