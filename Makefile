@@ -11,7 +11,7 @@ DING := /usr/share/trans/de-en
 DEMO_MINUTES ?= 15
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test clean-venv
+.PHONY: setup data demo test bench clean-venv
 
 setup: $(ENV_STAMP)
 
@@ -38,6 +38,9 @@ $(DATA_BIN)/manifest.json: | $(ENV_STAMP)
 
 demo: data
 	$(PY) data_scripts/ar_baseline.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES)
+
+bench: data
+	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
 
 test: $(ENV_STAMP) $(DING)
 	$(PY) -m pytest tests $(PYTEST_ARGS)

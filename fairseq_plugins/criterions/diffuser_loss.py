@@ -32,7 +32,7 @@ class DiffuserLoss(FairseqCriterion):
         self.tagger_weight = tagger_weight
 
     def forward(self, model, sample, reduce=True):
-        tag_logits, generator_logits = model(**sample["net_input"])
+        tag_logits, generator_features = model(**sample["net_input"])
         tag_target = sample["tag_target"]
         tag_loss_sum = F.cross_entropy(
             tag_logits.reshape(-1, NUM_TAGS).float(), tag_target.reshape(-1), ignore_index=TAG_PAD, reduction="sum")
@@ -40,11 +40,11 @@ class DiffuserLoss(FairseqCriterion):
         tag_correct = ((tag_logits.argmax(-1) == tag_target) & (tag_target != TAG_PAD)).sum()
 
         generator_target = sample["generator_target"]
-        lprobs = model.generator.get_normalized_probs((generator_logits, None), log_probs=True)
+        learned = generator_target != self.padding_idx  # fill tokens and span ends; the canvas has no loss
+        lprobs = model.generator_log_probs(generator_features[learned])
         generator_loss_sum, generator_nll_sum = label_smoothed_nll_loss(
-            lprobs.reshape(-1, lprobs.size(-1)), generator_target.reshape(-1), self.label_smoothing,
-            ignore_index=self.padding_idx, reduce=True)
-        n_generated = (generator_target != self.padding_idx).sum()
+            lprobs, generator_target[learned], self.label_smoothing, reduce=True)
+        n_generated = learned.sum()
 
         loss = (self.tagger_weight * tag_loss_sum / n_tags.clamp(min=1)
                 + generator_loss_sum / n_generated.clamp(min=1))

@@ -1,10 +1,12 @@
 """Model sizes shared by the AR baseline and DiffusER, so both are compared at the same size.
 
-Registers fairseq ``transformer`` archs ``transformer_cpu_small`` and
-``transformer_cpu_tiny``; the ``diffuser_small``/``diffuser_tiny`` archs apply
-the same sizes to each of the tagger and the generator.
+Registers the archs ``transformer_cpu_{small,tiny}`` (fairseq's AR
+transformer) and ``levenshtein_transformer_cpu_{small,tiny}``; the
+``diffuser_small``/``diffuser_tiny`` archs apply the same sizes to each of the
+tagger and the generator.
 """
 from fairseq.models import register_model_architecture
+from fairseq.models.nat.levenshtein_transformer import levenshtein_base_architecture
 from fairseq.models.transformer import base_architecture
 
 # layers per encoder and per decoder, model dim, FFN dim, attention heads, dropout
@@ -35,3 +37,15 @@ def transformer_cpu_small(args):
 def transformer_cpu_tiny(args):
     apply_size(args, "tiny")
     base_architecture(args)
+
+
+@register_model_architecture("levenshtein_transformer", "levenshtein_transformer_cpu_small")
+def levenshtein_transformer_cpu_small(args):
+    apply_size(args, "small")
+    levenshtein_base_architecture(args)
+
+
+@register_model_architecture("levenshtein_transformer", "levenshtein_transformer_cpu_tiny")
+def levenshtein_transformer_cpu_tiny(args):
+    apply_size(args, "tiny")
+    levenshtein_base_architecture(args)

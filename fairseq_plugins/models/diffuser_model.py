@@ -53,10 +53,21 @@ class DiffuserModel(BaseFairseqModel):
         return cls(args, tagger, generator)
 
     def forward(self, src_tokens, src_lengths, tagger_tokens, generator_tokens, **unused):
-        """Return (tag logits B x (L+1) x NUM_TAGS, generator logits B x |Z|-1 x V)."""
+        """Return (tag logits B x (L+1) x NUM_TAGS, generator features B x |Z|-1 x d).
+
+        The generator's features are returned before its output layer: only the
+        fill positions carry a loss, so the criterion projects just those rows
+        (``generator_log_probs``) instead of the whole canvas.
+        """
         tag_logits, _ = self.tag(src_tokens, src_lengths, tagger_tokens)
-        generator_logits, _ = self.generator(src_tokens, src_lengths, generator_tokens)
-        return tag_logits, generator_logits
+        encoder_out = self.generator.encoder(src_tokens, src_lengths=src_lengths)
+        generator_features, _ = self.generator.decoder(generator_tokens, encoder_out=encoder_out, features_only=True)
+        return tag_logits, generator_features
+
+    def generator_log_probs(self, features):
+        """Log-probabilities over the vocabulary for generator features (..., d) -> (..., V)."""
+        logits = self.generator.decoder.output_layer(features)
+        return self.generator.get_normalized_probs((logits, None), log_probs=True)
 
     def tag(self, src_tokens, src_lengths, tagger_tokens, encoder_out=None):
         """Tag logits of ``[bos] + x_t``; the decoder attends to every position (full context)."""

@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Training throughput, side by side in one run: DiffusER vs fairseq's transformer and LevT.
+
+    .venv/bin/python benchmarks/train_throughput.py --data data-bin/ding.en-de
+
+Each system trains with ``fairseq-train --user-dir fairseq_plugins`` on the same
+data, at the same size (the ``*_cpu_small`` archs: 3+3 layers, d 256, for each of
+DiffusER's tagger and generator), the same batch size, optimizer and number of
+updates. Throughput is fairseq's own ``wps`` (target tokens of the original
+sentences per second), averaged over the ``train_inner`` records after the first.
+
+The corruption share: the time the data loader spends building DiffusER
+examples (``EditCorruptionDataset.__getitem__``: corruption, tags, canvas) per
+target token, over the time of a DiffusER training step per target token.
+
+Figures go to ``benchmarks/results/train_throughput.json`` and ``.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
+from diffuser_mt.textio import atomic_write  # noqa: E402
+
+SYSTEMS = {
+    "transformer": ["--task", "translation", "--arch", "transformer_cpu_{size}", "--share-all-embeddings",
+                    "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"],
+    "levenshtein_transformer": ["--task", "translation_lev", "--noise", "random_delete",
+                                "--arch", "levenshtein_transformer_cpu_{size}", "--share-all-embeddings",
+                                "--criterion", "nat_loss", "--label-smoothing", "0.1"],
+    "diffuser": ["--task", "diffuser", "--arch", "diffuser_{size}", "--criterion", "diffuser_loss"],
+}
+PARAMS_PATTERN = re.compile(r"num\. shared model params: ([\d,]+)")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO_ROOT / "data-bin/ding.en-de")
+    parser.add_argument("--size", choices=("small", "tiny"), default="small", help="the *_cpu_SIZE archs")
+    parser.add_argument("--updates", type=int, default=40, help="training updates per system")
+    parser.add_argument("--max-tokens", type=int, default=4096)
+    parser.add_argument("--corruption-sentences", type=int, default=2000,
+                        help="training sentences timed through the DiffusER data loader")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks/results/train_throughput")
+    return parser.parse_args(argv)
+
+
+def train(system: str, args: argparse.Namespace, save_dir: Path) -> dict:
+    """Train one system for ``args.updates`` updates; return its mean wps and parameter count."""
+    command = [fairseq_executable("fairseq-train"), str(args.data), "--user-dir", str(USER_DIR),
+               *[option.format(size=args.size) for option in SYSTEMS[system]],
+               "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "5e-4",
+               "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "400",
+               "--max-tokens", str(args.max_tokens), "--max-update", str(args.updates), "--seed", str(args.seed),
+               "--cpu", "--disable-validation", "--no-save", "--save-dir", str(save_dir),
+               "--log-format", "json", "--log-interval", "5"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"error: {system} training failed:\n{result.stderr[-2000:]}")
+    records = [json.loads(line.split("| train_inner | ", 1)[1])
+               for line in result.stdout.splitlines() if "| train_inner | " in line]
+    if len(records) < 2:
+        raise SystemExit(f"error: {system}: too few train_inner records; raise --updates")
+    steady = records[1:]
+    return {
+        "words_per_second": sum(float(r["wps"]) for r in steady) / len(steady),
+        "updates": args.updates,
+        "parameters": int(PARAMS_PATTERN.search(result.stdout).group(1).replace(",", "")),
+    }
+
+
+def corruption_seconds_per_token(args: argparse.Namespace) -> float:
+    """Seconds the DiffusER data loader spends per target token (one process, no training)."""
+    from fairseq import options, tasks, utils
+
+    utils.import_user_module(argparse.Namespace(user_dir=str(USER_DIR)))
+    parser = options.get_training_parser()
+    cfg_args = options.parse_args_and_arch(parser, [str(args.data), "--user-dir", str(USER_DIR), "--task",
+                                                    "diffuser", "--arch", f"diffuser_{args.size}",
+                                                    "--seed", str(args.seed)])
+    task = tasks.setup_task(cfg_args)
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    count = min(args.corruption_sentences, len(dataset))
+    tokens = 0
+    start = time.perf_counter()
+    for index in tqdm(range(count), desc="DiffusER data loader", leave=False):
+        tokens += len(dataset[index]["target"])
+    return (time.perf_counter() - start) / tokens
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform()}
+
+
+def markdown(results: dict) -> str:
+    rows = ["| system | parameters | target tokens/s | ratio to transformer |", "|---|---|---|---|"]
+    for system, figures in results["systems"].items():
+        rows.append(f"| {system} | {figures['parameters']:,} | {figures['words_per_second']:.0f} | "
+                    f"{figures['ratio_to_transformer']:.2f} |")
+    share = results["diffuser_corruption"]
+    rows.append("")
+    rows.append(f"DiffusER data loader: {share['microseconds_per_token']:.1f} µs per target token, "
+                f"{100 * share['share_of_step']:.1f}% of a DiffusER training step's time per token.")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    corruption = corruption_seconds_per_token(args)
+    systems = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for system in tqdm(SYSTEMS, desc="systems"):
+            systems[system] = train(system, args, Path(scratch) / system)
+    for figures in systems.values():
+        figures["ratio_to_transformer"] = figures["words_per_second"] / systems["transformer"]["words_per_second"]
+    step = 1.0 / systems["diffuser"]["words_per_second"]
+    results = {
+        "benchmark": "training throughput on the default corpus",
+        "command": "benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "settings": {"size": args.size, "updates": args.updates, "max_tokens": args.max_tokens, "seed": args.seed},
+        "systems": systems,
+        "diffuser_corruption": {"microseconds_per_token": 1e6 * corruption, "share_of_step": corruption / step},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(args.out.with_suffix(".json")) as out:
+        json.dump(results, out, indent=2)
+    table = markdown(results)
+    with atomic_write(args.out.with_suffix(".md")) as out:
+        out.write(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
