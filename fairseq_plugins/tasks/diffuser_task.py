@@ -39,10 +39,11 @@ class DiffuserConfig(TranslationConfig):
         metadata={"help": "unit of an edit span: subword tokens, or whole words (sentencepiece word starts)"})
     max_spans: int = field(
         default=64, metadata={"help": "number of span sentinels; a step with more spans is coarsened losslessly"})
-    length_aware_batching: bool = field(
-        default=True,
-        metadata={"help": "batch by the corrupted sequences' lengths (built once per epoch in the main "
-                          "process, ~10 us per target token) instead of the clean target's"})
+    batch_by_clean_length: bool = field(
+        default=False,
+        metadata={"help": "batch by the clean target's length, as the translation task does; by default "
+                          "batches follow the corrupted sequences' lengths (built once per epoch in the main "
+                          "process, ~10 us per target token)"})
     persistent_workers: bool = field(
         default=False,
         metadata={"help": "keep data-loader workers alive across epochs; off by default, since each epoch "
@@ -74,7 +75,8 @@ class DiffuserTask(TranslationTask):
         check_lengths(pairs, split, self.cfg)
         self.datasets[split] = EditCorruptionDataset(
             pairs, self.corruption, self.noise_vocab, self.special_ids, seed=self.cfg.seed,
-            fixed_epoch=None if split == self.cfg.train_subset else 1, length_aware=self.cfg.length_aware_batching,
+            fixed_epoch=None if split == self.cfg.train_subset else 1,
+            length_aware=not self.cfg.batch_by_clean_length,
         )
 
     def max_positions(self):
