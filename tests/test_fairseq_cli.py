@@ -168,3 +168,9 @@ def test_empty_or_over_long_lines_stop_training_before_it_starts(tmp_path, germa
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
+
+
+def test_word_unit_corruption_trains(small_corpus, tmp_path):
+    result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--edit-unit", "word",
+                     "--max-update", "3", "--save-dir", tmp_path, "--log-format", "json", "--log-interval", "1")
+    assert len(json_log(result.stdout, "train_inner")) == 3
