@@ -1,0 +1,177 @@
+"""DiffusER's iterative edit decoder: from a start state x_T, tag, edit and fill for N steps.
+
+One reverse step of a hypothesis x_t:
+
+1. the tagger scores a tag for every canvas position of [start slot] + x_t; the
+   decoder takes the most likely tag per position (the start slot may only be
+   KEEP or INSERT; an empty x_t always gets INSERT: the null start's first step
+   must insert). Spans beyond the model's number of sentinels are kept instead.
+2. the generator fills the spans (``diffuser_mt.span_filling``: token beam b or
+   nucleus p), and ``apply_edits`` gives x_{t-1}.
+
+The score of a step is its log-likelihood per decision: the log-probabilities
+of the chosen tags and of the fill tokens and terminators, summed and divided by
+their number (so it is <= 0 and comparable across lengths).
+
+Searches across steps (the paper's inter-revision level): greedy keeps one
+hypothesis per sentence; the 2D beam keeps r. Each of the r hypotheses is
+decoded with token beam b, giving r*b candidates; identical texts are merged
+and the best r by step score are kept. r = b = 1 is greedy.
+
+With ``stop_when_unchanged`` a sentence stops early once a step tags every
+position KEEP for all its hypotheses (the step would change nothing).
+
+Returned hypotheses are ordered by their last step's score, as the paper's 2D
+beam keeps them. After the last step the tagger scores the final texts once
+more: a token's positional score is the log-probability that it is kept, and
+a hypothesis' ``score`` (fairseq's H- score) is their mean: the model's
+confidence that the text needs no further edit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from diffuser_mt.canvas import build_canvas
+from diffuser_mt.edit_model import DecodeVocabulary, EditModel
+from diffuser_mt.edits import Tag, apply_edits, edit_spans
+from diffuser_mt.span_filling import FillCandidate, FillRequest, TokenSearch, fill_spans
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """steps: reverse steps N; token_beam b; revision_beam r (2D beam when > 1); nucleus_p (0 = off);
+    max_length: most tokens any x_t may hold; stop_when_unchanged: stop a sentence once a step changes nothing."""
+
+    steps: int = 12
+    token_beam: int = 1
+    revision_beam: int = 1
+    nucleus_p: float = 0.0
+    max_length: int = 256
+    stop_when_unchanged: bool = False
+
+    def __post_init__(self):
+        if self.steps < 0:
+            raise ValueError(f"the number of decoding steps must be >= 0, got {self.steps}")
+        if self.revision_beam < 1:
+            raise ValueError(f"revision beam must be >= 1, got {self.revision_beam}")
+        if self.max_length < 1:
+            raise ValueError(f"max length must be >= 1, got {self.max_length}")
+        self.token_search  # validates beam and nucleus
+
+    @property
+    def token_search(self) -> TokenSearch:
+        return TokenSearch(beam=self.token_beam, nucleus_p=self.nucleus_p)
+
+
+@dataclass(frozen=True)
+class EditRecord:
+    """One applied reverse step: x_t (``tokens``), its canvas tags, the span fills and the step score."""
+
+    tokens: tuple[int, ...]
+    tags: tuple[int, ...]
+    fills: tuple[tuple[int, ...], ...]
+    score: float
+
+    def result(self) -> list[int]:
+        return apply_edits(list(self.tokens), list(self.tags), [list(fill) for fill in self.fills])
+
+
+@dataclass
+class Hypothesis:
+    """A decoded text with its edit history; ``keep_log_probs`` (len(tokens)+1, start slot last) after decoding."""
+
+    tokens: list[int]
+    step_score: float = 0.0
+    history: list[EditRecord] = field(default_factory=list)
+    keep_log_probs: list[float] | None = None
+
+    @property
+    def score(self) -> float:
+        """Mean log-probability that each token (and the start slot) is kept: the model's confidence it is final."""
+        if not self.keep_log_probs:
+            return self.step_score
+        return float(np.mean(self.keep_log_probs))
+
+
+def choose_tags(tag_log_probs: torch.Tensor, max_spans: int) -> list[int]:
+    """Most likely tag per canvas position, under the decoder's constraints (see module docstring).
+
+    tag_log_probs: (L+1, NUM_TAGS). Returns L+1 tags with at most ``max_spans`` spans.
+    """
+    log_probs = tag_log_probs.float().clone()
+    log_probs[0, [Tag.DELETE, Tag.REPLACE]] = float("-inf")
+    if log_probs.shape[0] == 1:
+        log_probs[0, Tag.KEEP] = float("-inf")
+    tags = log_probs.argmax(-1).tolist()
+    spans = edit_spans(tags)
+    for _, start, end in spans[max_spans:]:
+        tags[start:end] = [Tag.KEEP] * (end - start)
+    return tags
+
+
+def decode(model: EditModel, start_states: Sequence[Sequence[int]], vocab: DecodeVocabulary, config: DecodeConfig,
+           rngs: Sequence[np.random.Generator] | None = None) -> list[list[Hypothesis]]:
+    """Decode every source row from its start state; per row up to ``revision_beam`` hypotheses, best step first.
+
+    ``start_states[i]`` (token ids, no bos/eos) belongs to source row i; ``rngs[i]`` draws
+    row i's nucleus samples.
+    """
+    beams = [[Hypothesis(list(state)[: config.max_length])] for state in start_states]
+    running = set(range(len(beams)))
+    for _ in range(config.steps):
+        if not running:
+            break
+        beams, changed = _step(model, beams, running, vocab, config, rngs)
+        if config.stop_when_unchanged:
+            running -= {row for row in running if not changed[row]}
+    _score_final(model, beams)
+    return beams
+
+
+def _step(model, beams, running, vocab, config, rngs):
+    """One reverse step of every running row: r*b candidates per row, best r kept."""
+    parents = [(row, hypothesis) for row in sorted(running) for hypothesis in beams[row]]
+    tag_log_probs = model.tag_log_probs([row for row, _ in parents], [h.tokens for _, h in parents])
+    tag_choices = [choose_tags(log_probs, vocab.max_spans) for log_probs in tag_log_probs]
+    fill_parents, requests = [], []
+    for index, ((row, hypothesis), tags) in enumerate(zip(parents, tag_choices)):
+        num_spans = len(edit_spans(tags))
+        if num_spans:
+            canvas = build_canvas(hypothesis.tokens, tags, vocab.ids.sentinels)
+            kept = len(canvas) - num_spans
+            fill_parents.append(index)
+            requests.append(FillRequest(row, tuple(canvas), num_spans, max(config.max_length - kept, 0)))
+    request_rngs = [rngs[request.row] for request in requests] if rngs is not None else None
+    fills_of = dict(zip(fill_parents, fill_spans(model, requests, vocab, config.token_search, request_rngs)))
+
+    candidates: dict[int, dict[tuple[int, ...], Hypothesis]] = {row: {} for row in running}
+    changed = {row: False for row in running}
+    for index, ((row, parent), tags, log_probs) in enumerate(zip(parents, tag_choices, tag_log_probs)):
+        tag_log_prob = float(log_probs.float()[torch.arange(len(tags)), torch.tensor(tags)].sum())
+        changed[row] |= any(tag != Tag.KEEP for tag in tags)
+        for fill in fills_of.get(index, [FillCandidate((), 0.0, 0)]):
+            score = (tag_log_prob + fill.log_prob) / (len(tags) + fill.decisions)
+            record = EditRecord(tuple(parent.tokens), tuple(tags), fill.fills, score)
+            child = Hypothesis(record.result(), score, parent.history + [record])
+            known = candidates[row].get(tuple(child.tokens))
+            if known is None or known.step_score < score:
+                candidates[row][tuple(child.tokens)] = child
+    new_beams = list(beams)
+    for row, by_text in candidates.items():
+        new_beams[row] = sorted(by_text.values(), key=lambda h: -h.step_score)[: config.revision_beam]
+    return new_beams, changed
+
+
+def _score_final(model, beams) -> None:
+    """Set every hypothesis' keep_log_probs: tokens' KEEP log-probs, then the start slot's."""
+    flat = [(row, hypothesis) for row, hypotheses in enumerate(beams) for hypothesis in hypotheses]
+    if not flat:
+        return
+    tag_log_probs = model.tag_log_probs([row for row, _ in flat], [h.tokens for _, h in flat])
+    for (_, hypothesis), log_probs in zip(flat, tag_log_probs):
+        keep = log_probs.float()[:, Tag.KEEP].tolist()
+        hypothesis.keep_log_probs = keep[1:] + keep[:1]

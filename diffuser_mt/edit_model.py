@@ -1,0 +1,58 @@
+"""What the edit decoder needs from a trained DiffusER model.
+
+The decoder (``diffuser_mt.edit_decoder``) is written against this small
+interface, so its searches are tested on toy models with fixed functions and
+run unchanged on the fairseq model (``fairseq_plugins.diffuser_generator``).
+
+An EditModel is bound to one batch of sources. Every call takes ``rows``:
+hypothesis i is conditioned on source ``rows[i]`` of that batch, so one call
+can hold several hypotheses of the same source (beams) and hypotheses of
+different sources. Results must not depend on which other rows share a call.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from diffuser_mt.canvas import SpecialIds
+
+
+class EditModel(abc.ABC):
+    """Tagger and generator log-probabilities for one batch of sources."""
+
+    @abc.abstractmethod
+    def tag_log_probs(self, rows: Sequence[int], sequences: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """For each x_t (token ids, no bos/eos): log-probs of the tags of [start slot] + x_t, (len(x_t)+1, NUM_TAGS)."""
+
+    @abc.abstractmethod
+    def next_token_log_probs(self, rows: Sequence[int], prefixes: Sequence[Sequence[int]]) -> torch.Tensor:
+        """For each generator prefix ([bos] + canvas + fill section so far): next-token log-probs, (len(prefixes), V)."""
+
+
+@dataclass(frozen=True)
+class DecodeVocabulary:
+    """The ids the decoder needs: specials and span sentinels, and what a fill may contain.
+
+    fillable: bool tensor (V,), True for ids the generator may write inside a fill
+    (real tokens: no bos/eos/pad/unk, no sentinel). Span terminators (the next
+    sentinel, eos after the last span) are allowed by the decoder on its own.
+    """
+
+    ids: SpecialIds
+    fillable: torch.Tensor
+
+    def __post_init__(self):
+        if self.fillable.dtype != torch.bool or self.fillable.dim() != 1:
+            raise ValueError("fillable must be a 1-D bool tensor over the vocabulary")
+        specials = [self.ids.bos, self.ids.eos, self.ids.pad, *self.ids.sentinels]
+        if self.fillable[specials].any():
+            raise ValueError("bos, eos, pad and the span sentinels must not be fillable")
+        if not self.fillable.any():
+            raise ValueError("no fillable token: the generator could write nothing")
+
+    @property
+    def max_spans(self) -> int:
+        return len(self.ids.sentinels)

@@ -1,0 +1,243 @@
+"""The edit decoder's searches on toy models whose tagger and generator are fixed functions."""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from diffuser_mt.canvas import SpecialIds
+from diffuser_mt.edit_decoder import DecodeConfig, choose_tags, decode
+from diffuser_mt.edit_model import DecodeVocabulary, EditModel
+from diffuser_mt.edits import NUM_TAGS, Tag
+from diffuser_mt.span_filling import FillRequest, TokenSearch, fill_spans
+
+IDS = SpecialIds(bos=0, eos=2, pad=1, sentinels=(3, 4))
+V = 10
+FILLABLE = torch.tensor([False] * 5 + [True] * 5)
+VOCAB = DecodeVocabulary(IDS, FILLABLE)
+A, B, C, D, E = 5, 6, 7, 8, 9
+
+
+def log_probs_of(table: dict[int, float], size: int) -> torch.Tensor:
+    """Log-probabilities with the given probabilities and a negligible rest."""
+    probs = torch.full((size,), 1e-9, dtype=torch.float64)
+    for index, p in table.items():
+        probs[index] = p
+    return (probs / probs.sum()).log()
+
+
+class ToyModel(EditModel):
+    """tagger(row, x_t) and generator(row, text after S_0) given as python functions."""
+
+    def __init__(self, tags, generate):
+        self.tags, self.generate = tags, generate
+        self.calls = 0
+
+    def tag_log_probs(self, rows, sequences):
+        return [self.tags(row, list(seq)) for row, seq in zip(rows, sequences)]
+
+    def next_token_log_probs(self, rows, prefixes):
+        self.calls += 1
+        out = []
+        for row, prefix in zip(rows, prefixes):
+            prefix = list(prefix)
+            start = prefix.index(IDS.sentinels[0], 1)
+            if IDS.sentinels[0] in prefix[start + 1:]:  # canvas holds S_0 and the fill section repeats it
+                start = prefix.index(IDS.sentinels[0], start + 1)
+            out.append(self.generate(row, tuple(prefix[start + 1:])))
+        return torch.stack(out)
+
+
+def tag_table(tags: list[int], confidence: float = 0.9) -> torch.Tensor:
+    rest = (1 - confidence) / (NUM_TAGS - 1)
+    table = torch.full((len(tags), NUM_TAGS), rest, dtype=torch.float64)
+    table[torch.arange(len(tags)), torch.tensor(tags)] = confidence
+    return table.log()
+
+
+def insert_when_empty(row, seq):
+    return tag_table([Tag.INSERT] if not seq else [Tag.KEEP] * (len(seq) + 1))
+
+
+# The generator of the classic beam example: greedy takes A (0.55) and must continue with a
+# flat distribution; B (0.45) ends at once with certainty, so its fill is more likely.
+BEAM_TABLE = {(): {A: 0.55, B: 0.45}, (A,): {C: 0.34, D: 0.33, E: 0.33}, (A, C): {IDS.eos: 1.0},
+              (A, D): {IDS.eos: 1.0}, (A, E): {IDS.eos: 1.0}, (B,): {IDS.eos: 1.0}}
+
+
+def beam_generator(row, generated):
+    return log_probs_of(BEAM_TABLE.get(generated, {IDS.eos: 1.0}), V)
+
+
+def null_request(row=0, budget=10):
+    return FillRequest(row=row, canvas=(IDS.sentinels[0],), num_spans=1, budget=budget)
+
+
+def test_greedy_fill_takes_the_locally_best_token():
+    (best,), = fill_spans(ToyModel(insert_when_empty, beam_generator), [null_request()], VOCAB, TokenSearch())
+    assert best.fills == ((A, C),)
+    assert best.log_prob == pytest.approx(math.log(0.55) + math.log(0.34), abs=1e-6)
+    assert best.decisions == 3
+
+
+def test_token_beam_finds_the_better_fill_that_greedy_misses():
+    candidates, = fill_spans(ToyModel(insert_when_empty, beam_generator), [null_request()], VOCAB,
+                             TokenSearch(beam=2))
+    assert candidates[0].fills == ((B,),)
+    assert candidates[0].log_prob == pytest.approx(math.log(0.45), abs=1e-6)
+    assert [c.mean_log_prob for c in candidates] == sorted((c.mean_log_prob for c in candidates), reverse=True)
+    assert all(c.log_prob <= 0 for c in candidates)
+
+
+@pytest.mark.parametrize("p, expected", [(0.3, {A}), (0.54, {A}), (0.56, {A, B}), (1.0, {A, B})])
+def test_nucleus_samples_only_inside_the_nucleus(p, expected):
+    rngs = [np.random.default_rng(seed) for seed in range(200)]
+    results = fill_spans(ToyModel(insert_when_empty, beam_generator), [null_request(row) for row in range(200)],
+                         VOCAB, TokenSearch(nucleus_p=p), rngs)
+    assert {candidates[0].fills[0][0] for candidates in results} == expected
+
+
+def test_nucleus_frequencies_follow_the_model():
+    rngs = [np.random.default_rng([3, seed]) for seed in range(2000)]
+    results = fill_spans(ToyModel(insert_when_empty, beam_generator), [null_request(row) for row in range(2000)],
+                         VOCAB, TokenSearch(nucleus_p=1.0), rngs)
+    share_a = np.mean([candidates[0].fills[0][0] == A for candidates in results])
+    assert abs(share_a - 0.55) < 4 * math.sqrt(0.55 * 0.45 / 2000)
+
+
+def test_fills_of_several_spans_end_at_their_terminators():
+    script = {(): {D: 1.0}, (D,): {IDS.sentinels[1]: 1.0}, (D, IDS.sentinels[1]): {E: 1.0},
+              (D, IDS.sentinels[1], E): {E: 1.0}, (D, IDS.sentinels[1], E, E): {IDS.eos: 1.0}}
+    model = ToyModel(lambda row, seq: tag_table([Tag.KEEP, Tag.KEEP, Tag.REPLACE, Tag.INSERT]),
+                     lambda row, generated: log_probs_of(script[generated], V))
+    hypotheses, = decode(model, [[A, B, C]], VOCAB, DecodeConfig(steps=1))
+    assert hypotheses[0].tokens == [A, D, C, E, E]
+    record, = hypotheses[0].history
+    assert record.tokens == (A, B, C) and record.fills == ((D,), (E, E))
+
+
+def test_the_budget_caps_the_length():
+    endless = ToyModel(insert_when_empty, lambda row, generated: log_probs_of({A: 0.999, IDS.eos: 0.001}, V))
+    hypotheses, = decode(endless, [[]], VOCAB, DecodeConfig(steps=3, max_length=7))
+    assert hypotheses[0].tokens == [A] * 7
+
+
+def test_null_start_inserts_then_keeps():
+    hypotheses, = decode(ToyModel(insert_when_empty, beam_generator), [[]], VOCAB, DecodeConfig(steps=4))
+    best = hypotheses[0]
+    assert best.tokens == [A, C]
+    assert len(best.history) == 4
+    assert best.history[0].tags == (Tag.INSERT,) and best.history[0].tokens == ()
+    assert all(set(record.tags) == {Tag.KEEP} for record in best.history[1:])
+
+
+def test_stop_when_unchanged_ends_after_the_first_step_that_changes_nothing():
+    config = DecodeConfig(steps=12, stop_when_unchanged=True)
+    hypotheses, = decode(ToyModel(insert_when_empty, beam_generator), [[]], VOCAB, config)
+    assert len(hypotheses[0].history) == 2
+
+
+def test_scores_are_log_probabilities():
+    hypotheses, = decode(ToyModel(insert_when_empty, beam_generator), [[]], VOCAB,
+                         DecodeConfig(steps=3, token_beam=2, revision_beam=2))
+    for hypothesis in hypotheses:
+        assert hypothesis.score <= 0 and hypothesis.step_score <= 0
+        assert len(hypothesis.keep_log_probs) == len(hypothesis.tokens) + 1
+        assert all(record.score <= 0 for record in hypothesis.history)
+
+
+def test_2d_beam_keeps_the_best_r_of_the_r_times_b_candidates():
+    """One step from null: b = 3 fills of the single parent; the best 2 by step score survive."""
+    hypotheses, = decode(ToyModel(insert_when_empty, beam_generator), [[]], VOCAB,
+                         DecodeConfig(steps=1, token_beam=3, revision_beam=2))
+    tag_log_prob = math.log(0.9)
+    paths = {(B,): [0.45, 1.0], (A, C): [0.55, 0.34, 1.0], (A, D): [0.55, 0.33, 1.0], (A, E): [0.55, 0.33, 1.0]}
+    scores = {text: (tag_log_prob + sum(map(math.log, probs))) / (1 + len(probs)) for text, probs in paths.items()}
+    expected = sorted(scores, key=lambda text: -scores[text])[:2]
+    assert [tuple(h.tokens) for h in hypotheses] == expected
+    assert [h.step_score for h in hypotheses] == pytest.approx([scores[text] for text in expected], abs=1e-6)
+
+
+def pseudo_random_log_probs(key, size: int, favoured: tuple[int, ...] = ()):
+    """Log-probs drawn from a generator seeded by ``key``; ``favoured`` ids get +2 logits (terminators)."""
+    generator = torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+    logits = torch.randn(size, generator=generator, dtype=torch.float64) * 2
+    logits[list(favoured)] += 2.0
+    return logits.log_softmax(-1)
+
+
+class RandomToyModel(EditModel):
+    """Deterministic pseudo-random tagger and generator: the same (row, sequence) always gives the same scores."""
+
+    def tag_log_probs(self, rows, sequences):
+        return [torch.stack([pseudo_random_log_probs(("tag", row, tuple(seq), i), NUM_TAGS)
+                             for i in range(len(seq) + 1)]) for row, seq in zip(rows, sequences)]
+
+    def next_token_log_probs(self, rows, prefixes):
+        return torch.stack([pseudo_random_log_probs(("gen", row, tuple(prefix)), V, (IDS.eos, IDS.sentinels[1]))
+                            for row, prefix in zip(rows, prefixes)])
+
+
+STARTS = [[A, B, C, D], [], [E, E, A], [B], [C, D, E, A, B, A]]
+
+
+@pytest.mark.parametrize("steps", [1, 3, 6])
+def test_2d_beam_with_r_1_and_b_1_is_greedy(steps):
+    greedy = decode(RandomToyModel(), STARTS, VOCAB, DecodeConfig(steps=steps, max_length=12))
+    beam = decode(RandomToyModel(), STARTS, VOCAB,
+                  DecodeConfig(steps=steps, max_length=12, token_beam=1, revision_beam=1))
+    assert [[h.tokens for h in hs] for hs in greedy] == [[h.tokens for h in hs] for hs in beam]
+
+
+@pytest.mark.parametrize("config", [DecodeConfig(steps=4, max_length=12),
+                                    DecodeConfig(steps=4, max_length=12, token_beam=3, revision_beam=2),
+                                    DecodeConfig(steps=4, max_length=12, nucleus_p=0.8)])
+def test_each_row_decodes_the_same_alone_and_in_a_batch(config):
+    together = decode(RandomToyModel(), STARTS, VOCAB, config, [np.random.default_rng([1, i]) for i in range(5)])
+    for row, start in enumerate(STARTS):
+
+        class OneRow(RandomToyModel):
+            def tag_log_probs(self, rows, sequences):
+                return super().tag_log_probs([row] * len(rows), sequences)
+
+            def next_token_log_probs(self, rows, prefixes):
+                return super().next_token_log_probs([row] * len(rows), prefixes)
+
+        alone, = decode(OneRow(), [start], VOCAB, config, [np.random.default_rng([1, row])])
+        assert [h.tokens for h in alone] == [h.tokens for h in together[row]]
+
+
+def test_history_replays_to_the_output():
+    for hypotheses in decode(RandomToyModel(), STARTS, VOCAB, DecodeConfig(steps=5, max_length=12, token_beam=2,
+                                                                           revision_beam=3)):
+        for hypothesis in hypotheses:
+            state = list(hypothesis.history[0].tokens)
+            for record in hypothesis.history:
+                assert list(record.tokens) == state
+                state = record.result()
+            assert state == hypothesis.tokens
+
+
+@pytest.mark.parametrize("tags, expected", [
+    ([Tag.DELETE, Tag.KEEP], [Tag.KEEP, Tag.KEEP]),
+    ([Tag.REPLACE, Tag.DELETE], [Tag.KEEP, Tag.DELETE]),
+    ([Tag.KEEP], [Tag.INSERT]),
+    ([Tag.INSERT, Tag.INSERT, Tag.INSERT, Tag.INSERT], [Tag.INSERT, Tag.INSERT, Tag.KEEP, Tag.KEEP]),
+])
+def test_choose_tags_respects_the_start_slot_empty_canvas_and_span_limit(tags, expected):
+    log_probs = tag_table(tags, confidence=0.7)
+    if tags[0] in (Tag.DELETE, Tag.REPLACE):  # the runner-up at the start slot is KEEP
+        log_probs[0] = torch.tensor([0.2, 0.7, 0.05, 0.05], dtype=torch.float64).log()
+        if tags[0] == Tag.REPLACE:
+            log_probs[0] = torch.tensor([0.2, 0.05, 0.7, 0.05], dtype=torch.float64).log()
+    assert choose_tags(log_probs, max_spans=2) == expected
+
+
+@pytest.mark.parametrize("kwargs", [dict(steps=-1), dict(revision_beam=0), dict(token_beam=0),
+                                    dict(nucleus_p=1.5), dict(nucleus_p=0.5, token_beam=2), dict(max_length=0)])
+def test_invalid_decode_configs_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        DecodeConfig(**kwargs)
