@@ -114,25 +114,28 @@ def choose_tags(tag_log_probs: torch.Tensor, max_spans: int) -> list[int]:
 
 
 def decode(model: EditModel, start_states: Sequence[Sequence[int]], vocab: DecodeVocabulary, config: DecodeConfig,
-           rngs: Sequence[np.random.Generator] | None = None) -> list[list[Hypothesis]]:
+           rngs: Sequence[np.random.Generator] | None = None,
+           max_lengths: Sequence[int] | None = None) -> list[list[Hypothesis]]:
     """Decode every source row from its start state; per row up to ``revision_beam`` hypotheses, best step first.
 
     ``start_states[i]`` (token ids, no bos/eos) belongs to source row i; ``rngs[i]`` draws
-    row i's nucleus samples.
+    row i's nucleus samples; ``max_lengths[i]`` caps row i's length below ``config.max_length``.
     """
-    beams = [[Hypothesis(list(state)[: config.max_length])] for state in start_states]
+    limits = [min(config.max_length, max_lengths[row] if max_lengths is not None else config.max_length)
+              for row in range(len(start_states))]
+    beams = [[Hypothesis(list(state)[: limit])] for state, limit in zip(start_states, limits)]
     running = set(range(len(beams)))
     for _ in range(config.steps):
         if not running:
             break
-        beams, changed = _step(model, beams, running, vocab, config, rngs)
+        beams, changed = _step(model, beams, running, vocab, config, rngs, limits)
         if config.stop_when_unchanged:
             running -= {row for row in running if not changed[row]}
     _score_final(model, beams)
     return beams
 
 
-def _step(model, beams, running, vocab, config, rngs):
+def _step(model, beams, running, vocab, config, rngs, limits):
     """One reverse step of every running row: r*b candidates per row, best r kept."""
     parents = [(row, hypothesis) for row in sorted(running) for hypothesis in beams[row]]
     tag_log_probs = model.tag_log_probs([row for row, _ in parents], [h.tokens for _, h in parents])
@@ -144,7 +147,7 @@ def _step(model, beams, running, vocab, config, rngs):
             canvas = build_canvas(hypothesis.tokens, tags, vocab.ids.sentinels)
             kept = len(canvas) - num_spans
             fill_parents.append(index)
-            requests.append(FillRequest(row, tuple(canvas), num_spans, max(config.max_length - kept, 0)))
+            requests.append(FillRequest(row, tuple(canvas), num_spans, max(limits[row] - kept, 0)))
     request_rngs = [rngs[request.row] for request in requests] if rngs is not None else None
     fills_of = dict(zip(fill_parents, fill_spans(model, requests, vocab, config.token_search, request_rngs)))
 

@@ -241,3 +241,10 @@ def test_choose_tags_respects_the_start_slot_empty_canvas_and_span_limit(tags, e
 def test_invalid_decode_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
         DecodeConfig(**kwargs)
+
+
+def test_per_row_max_lengths_cap_each_row():
+    endless = ToyModel(insert_when_empty, lambda row, generated: log_probs_of({A: 0.999, IDS.eos: 0.001}, V))
+    short, long = decode(endless, [[], [B] * 9], VOCAB, DecodeConfig(steps=2, max_length=7), max_lengths=[3, 20])
+    assert short[0].tokens == [A] * 3
+    assert long[0].tokens == [B] * 7

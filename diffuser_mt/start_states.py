@@ -1,0 +1,47 @@
+"""Start states x_T of the edit decoder (the paper's section 3.6).
+
+* random: as many random tokens as the source has (without eos), drawn
+  uniformly from the noise vocabulary of training; the paper's default for MT.
+* null: the empty sequence; the first step must insert (an AR generation).
+* source: a copy of the source tokens (for summarization; needs a joined dictionary).
+* ar: the model's own generator writes a hypothesis on an empty canvas (the
+  null start's first step), then the configured number of edit steps follow.
+* file: hypotheses of any external system, one per source line
+  (``read_init_hypotheses``).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from diffuser_mt.corruption import NoiseVocabulary
+from diffuser_mt.generation_output import parse_hypotheses
+from diffuser_mt.textio import InputError, read_lines
+
+START_MODES = ("random", "null", "source", "ar", "file")
+
+
+def random_start(source_length: int, noise_vocab: NoiseVocabulary, rng: np.random.Generator,
+                 max_length: int) -> list[int]:
+    """min(source_length, max_length) ids drawn uniformly from the noise vocabulary."""
+    return noise_vocab.sample(rng, min(source_length, max_length)).tolist()
+
+
+def read_init_hypotheses(path: str | os.PathLike, expected_lines: int) -> list[str]:
+    """One detokenized hypothesis per source line, from plain text or a saved fairseq-generate output.
+
+    A file holding ``D-<id>`` lines is read as fairseq-generate output (its
+    detokenized hypotheses, in corpus order); any other file holds one
+    hypothesis per line (an empty line is an empty hypothesis). Raises InputError
+    when the number of hypotheses differs from ``expected_lines``.
+    """
+    lines = read_lines(path)
+    if any(line.startswith("D-") for line in lines):
+        hypotheses, kind = parse_hypotheses(lines, prefix="D", source=str(path)), "D- hypotheses"
+    else:
+        hypotheses, kind = lines, "lines"
+    if len(hypotheses) != expected_lines:
+        raise InputError(f"{path}: {len(hypotheses)} {kind}, but the split to decode has {expected_lines} "
+                         "sentences; --init-file needs one hypothesis per source line")
+    return hypotheses

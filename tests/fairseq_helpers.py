@@ -1,0 +1,33 @@
+"""Running fairseq's console scripts in tests, with --user-dir fairseq_plugins."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from corpus_helpers import REPO_ROOT
+
+from data_scripts.fairseq_tools import fairseq_executable
+
+USER_DIR = str(REPO_ROOT / "fairseq_plugins")
+DIFFUSER_TINY = ["--user-dir", USER_DIR, "--task", "diffuser", "--arch", "diffuser_tiny",
+                 "--criterion", "diffuser_loss", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "2000",
+                 "--cpu", "--no-progress-bar", "--num-workers", "0", "--seed", "7"]
+
+
+def fairseq(program: str, *args, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a fairseq console script of this environment; no weights-only override in its environment."""
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
+    result = subprocess.run([fairseq_executable(program), *map(str, args)], capture_output=True, text=True, env=env)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def json_log(stdout: str, kind: str) -> list[dict]:
+    """fairseq's --log-format json records of one kind ('train_inner', 'valid', ...); fairseq logs to stdout."""
+    records = []
+    for line in stdout.splitlines():
+        if f"| {kind} |" in line:
+            records.append(json.loads(line.split(f"| {kind} | ", 1)[1]))
+    return records
