@@ -18,6 +18,11 @@ hypothesis per sentence; the 2D beam keeps r. Each of the r hypotheses is
 decoded with token beam b, giving r*b candidates; identical texts are merged
 and the best r by step score are kept. r = b = 1 is greedy.
 
+Locked spans (for revising a user's draft): a token may carry a lock id; a
+locked token is never deleted or replaced, and nothing is inserted between two
+tokens of the same locked span. Locks follow their tokens through the edits;
+tokens written by the generator are free.
+
 With ``stop_when_unchanged`` a sentence stops early once a step tags every
 position KEEP for all its hypotheses (the step would change nothing).
 
@@ -88,6 +93,7 @@ class Hypothesis:
     step_score: float = 0.0
     history: list[EditRecord] = field(default_factory=list)
     keep_log_probs: list[float] | None = None
+    locks: list[int] | None = None  # per token: a locked span's id, or FREE
 
     @property
     def score(self) -> float:
@@ -97,15 +103,24 @@ class Hypothesis:
         return float(np.mean(self.keep_log_probs))
 
 
-def choose_tags(tag_log_probs: torch.Tensor, max_spans: int) -> list[int]:
+FREE = -1  # the lock of a token that may be edited
+
+
+def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int] | None = None) -> list[int]:
     """Most likely tag per canvas position, under the decoder's constraints (see module docstring).
 
-    tag_log_probs: (L+1, NUM_TAGS). Returns L+1 tags with at most ``max_spans`` spans.
+    tag_log_probs: (L+1, NUM_TAGS); locks: L lock ids or None. Returns L+1 tags with at most
+    ``max_spans`` spans.
     """
     log_probs = tag_log_probs.float().clone()
     log_probs[0, [Tag.DELETE, Tag.REPLACE]] = float("-inf")
     if log_probs.shape[0] == 1:
         log_probs[0, Tag.KEEP] = float("-inf")
+    for index, lock in enumerate(locks or ()):
+        if lock != FREE:
+            log_probs[index + 1, [Tag.DELETE, Tag.REPLACE]] = float("-inf")
+            if index + 1 < len(locks) and locks[index + 1] == lock:
+                log_probs[index + 1, Tag.INSERT] = float("-inf")
     tags = log_probs.argmax(-1).tolist()
     spans = edit_spans(tags)
     for _, start, end in spans[max_spans:]:
@@ -113,17 +128,30 @@ def choose_tags(tag_log_probs: torch.Tensor, max_spans: int) -> list[int]:
     return tags
 
 
+def carry_locks(locks: Sequence[int], tags: Sequence[int], fills: Sequence[Sequence[int]]) -> list[int]:
+    """The locks of x_{t-1}: each surviving token keeps its lock, each written token is FREE."""
+    origins = apply_edits(list(range(len(locks))), tags, [[-1] * len(fill) for fill in fills])
+    return [locks[origin] if origin >= 0 else FREE for origin in origins]
+
+
 def decode(model: EditModel, start_states: Sequence[Sequence[int]], vocab: DecodeVocabulary, config: DecodeConfig,
            rngs: Sequence[np.random.Generator] | None = None,
-           max_lengths: Sequence[int] | None = None) -> list[list[Hypothesis]]:
+           max_lengths: Sequence[int] | None = None,
+           locks: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
     """Decode every source row from its start state; per row up to ``revision_beam`` hypotheses, best step first.
 
     ``start_states[i]`` (token ids, no bos/eos) belongs to source row i; ``rngs[i]`` draws
-    row i's nucleus samples; ``max_lengths[i]`` caps row i's length below ``config.max_length``.
+    row i's nucleus samples; ``max_lengths[i]`` caps row i's length below ``config.max_length``;
+    ``locks[i]`` gives a lock id (or FREE) per token of start state i.
     """
     limits = [min(config.max_length, max_lengths[row] if max_lengths is not None else config.max_length)
               for row in range(len(start_states))]
-    beams = [[Hypothesis(list(state)[: limit])] for state, limit in zip(start_states, limits)]
+    beams = []
+    for row, (state, limit) in enumerate(zip(start_states, limits)):
+        row_locks = list(locks[row])[:limit] if locks is not None else None
+        if row_locks is not None and len(row_locks) != min(len(state), limit):
+            raise ValueError(f"row {row}: {len(locks[row])} locks for a start state of {len(state)} tokens")
+        beams.append([Hypothesis(list(state)[:limit], locks=row_locks)])
     running = set(range(len(beams)))
     for _ in range(config.steps):
         if not running:
@@ -139,7 +167,8 @@ def _step(model, beams, running, vocab, config, rngs, limits):
     """One reverse step of every running row: r*b candidates per row, best r kept."""
     parents = [(row, hypothesis) for row in sorted(running) for hypothesis in beams[row]]
     tag_log_probs = model.tag_log_probs([row for row, _ in parents], [h.tokens for _, h in parents])
-    tag_choices = [choose_tags(log_probs, vocab.max_spans) for log_probs in tag_log_probs]
+    tag_choices = [choose_tags(log_probs, vocab.max_spans, hypothesis.locks)
+                   for log_probs, (_, hypothesis) in zip(tag_log_probs, parents)]
     fill_parents, requests = [], []
     for index, ((row, hypothesis), tags) in enumerate(zip(parents, tag_choices)):
         num_spans = len(edit_spans(tags))
@@ -159,7 +188,8 @@ def _step(model, beams, running, vocab, config, rngs, limits):
         for fill in fills_of.get(index, [FillCandidate((), 0.0, 0)]):
             score = (tag_log_prob + fill.log_prob) / (len(tags) + fill.decisions)
             record = EditRecord(tuple(parent.tokens), tuple(tags), fill.fills, score)
-            child = Hypothesis(record.result(), score, parent.history + [record])
+            child_locks = carry_locks(parent.locks, tags, fill.fills) if parent.locks is not None else None
+            child = Hypothesis(record.result(), score, parent.history + [record], locks=child_locks)
             known = candidates[row].get(tuple(child.tokens))
             if known is None or known.step_score < score:
                 candidates[row][tuple(child.tokens)] = child

@@ -248,3 +248,32 @@ def test_per_row_max_lengths_cap_each_row():
     short, long = decode(endless, [[], [B] * 9], VOCAB, DecodeConfig(steps=2, max_length=7), max_lengths=[3, 20])
     assert short[0].tokens == [A] * 3
     assert long[0].tokens == [B] * 7
+
+
+def always(tag):
+    return lambda row, seq: tag_table([Tag.INSERT if not seq else Tag.KEEP] + [tag] * len(seq), confidence=0.6)
+
+
+@pytest.mark.parametrize("tag", [Tag.DELETE, Tag.REPLACE])
+def test_locked_tokens_are_never_deleted_or_replaced(tag):
+    model = ToyModel(always(tag), lambda row, generated: log_probs_of({E: 0.5, IDS.eos: 0.5}, V))
+    hypotheses, = decode(model, [[A, B, C, D]], VOCAB, DecodeConfig(steps=3), locks=[[-1, 0, 0, -1]])
+    best = hypotheses[0]
+    assert A not in best.tokens and D not in best.tokens  # the free tokens were edited away
+    start = best.tokens.index(B)
+    assert best.tokens[start:start + 2] == [B, C]
+    assert best.locks[start:start + 2] == [0, 0] and best.locks.count(0) == 2
+
+
+def test_nothing_is_inserted_inside_a_locked_span():
+    model = ToyModel(always(Tag.INSERT), lambda row, generated: log_probs_of({E: 0.1, IDS.eos: 0.9}, V))
+    hypotheses, = decode(model, [[A, B, C]], VOCAB, DecodeConfig(steps=1), locks=[[0, 0, 0]])
+    record = hypotheses[0].history[0]
+    assert record.tags[1:3] == (Tag.KEEP, Tag.KEEP) and record.tags[3] == Tag.INSERT
+
+
+def test_carry_locks_follows_the_tokens():
+    from diffuser_mt.edit_decoder import carry_locks
+    # x_t = [A, B, C]: insert before A, delete A, keep B (locked), replace C by two tokens
+    tags = [Tag.INSERT, Tag.DELETE, Tag.KEEP, Tag.REPLACE]
+    assert carry_locks([-1, 7, -1], tags, [[D], [E, E]]) == [-1, 7, -1, -1]
