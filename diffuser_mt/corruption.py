@@ -35,8 +35,21 @@ spans without any alignment search. Tags attach to the canvas
     Hence ``apply_edits(x_t, tags, fills) == x_{t-1}`` exactly, and every gold
     INSERT has a non-empty fill.
 
-Training pairs draw t uniformly from 1..T, run t forward steps from x_0 and
-derive the supervision from the last step only.
+Training pairs draw t uniformly from 1..T and run t forward steps from x_0.
+The reverse target is a choice (``CorruptionConfig.reverse_target``):
+
+* ``step`` (the paper's wording): x_{t-1}, supervised from the last step only.
+* ``clean`` (x_0-parameterised, as D3PM and DiffuSeq predict x_0): the edits
+  that take x_t straight to x_0. Every token of the chain remembers its origin
+  in x_0 (or none, for noise): x_0 tokens that survived are KEEP, a run of
+  noise is REPLACE by the x_0 tokens missing there (DELETE when none are),
+  and x_0 tokens missing between two survivors are an INSERT after the first
+  (the start slot before the first survivor). ``apply_edits(x_t, tags, fills)
+  == x_0`` exactly.
+
+With ``step`` targets, fills at large t are mostly noise of earlier steps, and
+from a random start every token is KEEP with probability about E_t's keep
+share, so argmax tagging never leaves a random start; ``clean`` avoids both.
 """
 from __future__ import annotations
 
@@ -51,6 +64,7 @@ import numpy as np
 from diffuser_mt.edits import Tag, as_token_list
 
 UNITS = ("token", "word")
+REVERSE_TARGETS = ("clean", "step")
 
 
 class ForwardEdit(enum.IntEnum):
@@ -75,12 +89,14 @@ class CorruptionConfig:
     span_lambda: Poisson mean of the span length (E_l).
     num_steps: T, the chain length; training draws t from 1..T.
     unit: "token" or "word", what one unit of a span is.
+    reverse_target: "clean" (x_0) or "step" (x_{t-1}), what a training pair's reverse step reaches.
     """
 
     edit_mix: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
     span_lambda: float = 3.0
     num_steps: int = 12
     unit: str = "token"
+    reverse_target: str = "clean"
 
     def __post_init__(self):
         mix = tuple(float(p) for p in self.edit_mix)
@@ -99,6 +115,8 @@ class CorruptionConfig:
             raise ValueError(f"num_steps must be an integer >= 1, got {self.num_steps}")
         if self.unit not in UNITS:
             raise ValueError(f"unit must be one of {UNITS}, got {self.unit!r}")
+        if self.reverse_target not in REVERSE_TARGETS:
+            raise ValueError(f"reverse_target must be one of {REVERSE_TARGETS}, got {self.reverse_target!r}")
 
     @cached_property
     def _edit_thresholds(self) -> np.ndarray:
@@ -178,6 +196,7 @@ class CorruptionStep:
     x_next: list[int]
     next_units: list[int]
     spans: StepSpans
+    next_origins: list[int] | None = None  # per token of x_next: its index in x_0, or -1 for noise
 
     def reverse_supervision(self) -> tuple[list[int], list[list[int]]]:
         """Gold (tags, fills) with ``apply_edits(x_next, tags, fills) == x_prev``; see the module docstring."""
@@ -220,7 +239,8 @@ class CorruptionStep:
 class TrainingPair:
     """One reverse-step training example.
 
-    x_prev, x_next: x_{t-1} and x_t (lists of ids); t: the step (0 means
+    x_prev, x_next: the reverse target (x_{t-1}, or x_0 with reverse_target
+    "clean") and x_t (lists of ids); t: the step (0 means
     x_t == x_0 with all-KEEP tags); tags: len(x_next) + 1 Tag values over
     [start slot] + x_t; fills: one id list per span of edit_spans(tags);
     span_records: the spans of each of the t forward steps, in order.
@@ -296,10 +316,12 @@ class _ChainDraws:
         return self._noise[start:self._next_noise]
 
 
-def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws) -> CorruptionStep:
+def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws,
+                  origins: list[int] | None = None) -> CorruptionStep:
     num_units = len(units) - 1
     spans: list[tuple[int, int, int]] = []  # (edit, drawn length, applied length)
     x_next: list[int] = []
+    next_origins: list[int] | None = [] if origins is not None else None
     next_units = [0]
     unit = 0
     while unit < num_units:
@@ -312,6 +334,8 @@ def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws) -> Co
             start = units[unit]
             shift = len(x_next) - start
             x_next.extend(tokens[start:units[unit + length]])
+            if origins is not None:
+                next_origins.extend(origins[start:units[unit + length]])
             next_units.extend([boundary + shift for boundary in units[unit + 1:unit + length + 1]])
             unit += length
         elif edit == _DELETE:
@@ -319,11 +343,14 @@ def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws) -> Co
         else:
             start = len(x_next)
             x_next.extend(draws.noise(length))
+            if origins is not None:
+                next_origins.extend([-1] * length)
             next_units.extend(range(start + 1, start + length + 1))
             if edit == _REPLACE:
                 unit += length
     edits, drawn_lengths, applied_lengths = (list(column) for column in zip(*spans)) if spans else ([], [], [])
-    return CorruptionStep(tokens, units, x_next, next_units, StepSpans(edits, drawn_lengths, applied_lengths))
+    return CorruptionStep(tokens, units, x_next, next_units, StepSpans(edits, drawn_lengths, applied_lengths),
+                          next_origins)
 
 
 def corruption_step(
@@ -342,12 +369,48 @@ def _run_chain(x0, t: int, config: CorruptionConfig, noise_vocab: NoiseVocabular
     draws = _ChainDraws(config, noise_vocab, rng)
     tokens = as_token_list(x0, "x0")
     units = unit_boundaries(tokens, config.unit, noise_vocab.is_word_start)
+    origins = list(range(len(tokens))) if config.reverse_target == "clean" else None
     records = []
     for _ in range(t):
-        step = _forward_step(tokens, units, draws)
+        step = _forward_step(tokens, units, draws, origins)
         records.append(step.spans)
-        tokens, units = step.x_next, step.next_units
+        tokens, units, origins = step.x_next, step.next_units, step.next_origins
     return step, records
+
+
+def clean_supervision(x_t: list[int], origins: list[int], x0: list[int]) -> tuple[list[int], list[list[int]]]:
+    """Gold (tags, fills) with ``apply_edits(x_t, tags, fills) == x0``; ``origins[i]`` is x_t[i]'s index in
+    x0 or -1 (noise), increasing over the survivors. See the module docstring."""
+    tags = [_TAG_KEEP]
+    fills: list[list[int]] = []
+    anchor = 0  # canvas position after which x0 tokens missing before the next survivor go
+    previous = -1  # x0 index of the last survivor
+    run_start = None  # canvas position where the current noise run starts
+
+    def close_gap(until: int) -> None:
+        nonlocal run_start
+        missing = x0[previous + 1:until]
+        if run_start is not None:
+            if missing:
+                fills.append(missing)
+            else:
+                tags[run_start:] = [_TAG_DELETE] * (len(tags) - run_start)
+            run_start = None
+        elif missing:
+            tags[anchor] = _TAG_INSERT
+            fills.append(missing)
+
+    for origin in origins:
+        if origin < 0:
+            if run_start is None:
+                run_start = len(tags)
+            tags.append(_TAG_REPLACE)
+            continue
+        close_gap(origin)
+        tags.append(_TAG_KEEP)
+        anchor, previous = len(tags) - 1, origin
+    close_gap(len(x0))
+    return tags, fills
 
 
 def _checked_step_count(t) -> int:
@@ -367,7 +430,7 @@ def corrupt(x0, t: int, config: CorruptionConfig, noise_vocab: NoiseVocabulary, 
 def sample_training_pair(
     x0, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator, t: int | None = None
 ) -> TrainingPair:
-    """Draw t ~ U{1..T} (unless given), run t forward steps, supervise the last one.
+    """Draw t ~ U{1..T} (unless given), run t forward steps, supervise the reverse target (x_0 or x_{t-1}).
 
     Any t >= 0 may be given; t = 0 gives x_prev == x_next == x0, all-KEEP tags
     and no fills.
@@ -377,5 +440,9 @@ def sample_training_pair(
         tokens = as_token_list(x0, "x0")
         return TrainingPair(tokens, list(tokens), 0, [_TAG_KEEP] * (len(tokens) + 1), [], [])
     step, records = _run_chain(x0, t, config, noise_vocab, rng)
+    if config.reverse_target == "clean":
+        x0 = as_token_list(x0, "x0")
+        tags, fills = clean_supervision(step.x_next, step.next_origins, x0)
+        return TrainingPair(x0, step.x_next, t, tags, fills, records)
     tags, fills = step.reverse_supervision()
     return TrainingPair(step.x_prev, step.x_next, t, tags, fills, records)

@@ -5,10 +5,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from diffuser_mt.corruption import (
+    REVERSE_TARGETS,
     CorruptionConfig,
     ForwardEdit,
     NoiseVocabulary,
     corrupt,
+    clean_supervision,
     corruption_step,
     sample_training_pair,
     unit_boundaries,
@@ -62,6 +64,7 @@ def corruption_cases(draw):
         span_lambda=draw(st.floats(0.5, 10.0)),
         num_steps=draw(st.integers(1, 15)),
         unit=unit,
+        reverse_target=draw(st.sampled_from(REVERSE_TARGETS)),
     )
     word_start_seed = draw(st.integers(0, 2**32 - 1))
     is_word_start = np.random.default_rng(word_start_seed).random(vocab_size) < draw(st.floats(0.1, 0.9))
@@ -358,3 +361,45 @@ def test_invalid_step_count_raises(t):
     noise_vocab = NoiseVocabulary(10)
     with pytest.raises(ValueError, match="t must be an integer >= 0"):
         sample_training_pair([1, 2], CorruptionConfig(), noise_vocab, np.random.default_rng(0), t=t)
+
+
+# ---------------------------------------------------------------- the clean (x_0) reverse target
+
+
+@hypothesis_settings
+@given(corruption_cases())
+def test_clean_target_edits_lead_straight_back_to_x0(case):
+    x0, config, noise_vocab, seed = case
+    config = CorruptionConfig(config.edit_mix, config.span_lambda, config.num_steps, config.unit, "clean")
+    pair = sample_training_pair(x0, config, noise_vocab, np.random.default_rng(seed))
+    assert pair.x_prev == x0
+    assert apply_edits(pair.x_next, pair.tags, pair.fills) == x0
+    for (kind, _, _), fill in zip(edit_spans(pair.tags), pair.fills):
+        assert fill, f"{kind.name} span with an empty fill: an empty noise run must be DELETE"
+
+
+def test_step_and_clean_targets_share_the_chain():
+    x0 = list(range(10, 40))
+    pairs = {target: sample_training_pair(x0, CorruptionConfig(reverse_target=target), NoiseVocabulary(50),
+                                          np.random.default_rng(3), t=6) for target in REVERSE_TARGETS}
+    assert pairs["clean"].x_next == pairs["step"].x_next
+    assert pairs["clean"].x_prev == x0 != pairs["step"].x_prev
+
+
+@pytest.mark.parametrize("x_t, origins, x0, tags, fills", [
+    ([5, 6, 7], [0, 1, 2], [5, 6, 7], [Tag.KEEP] * 4, []),
+    ([9, 6], [-1, 1], [5, 6], [Tag.KEEP, Tag.REPLACE, Tag.KEEP], [[5]]),
+    ([9, 5, 6], [-1, 0, 1], [5, 6], [Tag.KEEP, Tag.DELETE, Tag.KEEP, Tag.KEEP], []),
+    ([5, 7], [0, 2], [5, 6, 7, 8], [Tag.KEEP, Tag.INSERT, Tag.INSERT], [[6], [8]]),
+    ([6], [1], [5, 6], [Tag.INSERT, Tag.KEEP], [[5]]),
+    ([9, 9], [-1, -1], [5, 6], [Tag.KEEP, Tag.REPLACE, Tag.REPLACE], [[5, 6]]),
+    ([], [], [5, 6], [Tag.INSERT], [[5, 6]]),
+])
+def test_clean_supervision_by_hand(x_t, origins, x0, tags, fills):
+    assert clean_supervision(x_t, origins, x0) == (tags, fills)
+    assert apply_edits(x_t, tags, fills) == x0
+
+
+def test_unknown_reverse_target_is_refused():
+    with pytest.raises(ValueError, match="reverse_target"):
+        CorruptionConfig(reverse_target="x_minus_two")
