@@ -35,5 +35,13 @@ setup(
         *FAIRSEQ_RUNTIME,
     ],
     extras_require={"test": ["pytest", "hypothesis"], "bench": ["matplotlib"]},
-    entry_points={"console_scripts": ["diffuser-mt = diffuser_mt.cli:main"]},
+    entry_points={
+        "console_scripts": ["diffuser-mt = diffuser_mt.cli:main"],
+        # the subcommands of diffuser-mt; revise lives with the fairseq adapters (it loads a checkpoint)
+        "diffuser_mt.subcommands": [
+            "score = diffuser_mt.metrics",
+            "trace = diffuser_mt.traces",
+            "revise = fairseq_plugins.revise",
+        ],
+    },
 )

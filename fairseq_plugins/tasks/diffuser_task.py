@@ -1,21 +1,33 @@
-"""The ``diffuser`` task: translation/summarization data with edit corruption.
+"""The ``diffuser`` task: translation/summarization data with edit corruption, and its edit decoder.
 
 Reads the binarized language-pair data of ``fairseq-preprocess`` (as the
 ``translation`` task does), adds the span sentinels to the dictionary and
-wraps each split in an EditCorruptionDataset. All corruption maths is in
-``diffuser_mt``.
+wraps each split in an EditCorruptionDataset. ``build_generator`` returns the
+iterative edit decoder, so ``fairseq-generate`` and ``--eval-bleu`` validation
+decode with it. All corruption and search maths is in ``diffuser_mt``.
 """
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
+import sentencepiece
+import torch
+from fairseq import metrics
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
 from diffuser_mt.canvas import SpecialIds
-from diffuser_mt.corruption import UNITS, CorruptionConfig, NoiseVocabulary
+from diffuser_mt.corruption import REVERSE_TARGETS, UNITS, CorruptionConfig, NoiseVocabulary
+from diffuser_mt.edit_decoder import DecodeConfig
+from diffuser_mt.edit_model import DecodeVocabulary
+from diffuser_mt.start_states import START_MODES, read_init_hypotheses
+from diffuser_mt.textio import InputError
+from fairseq_plugins.diffuser_generator import DiffuserGenerator, StartSettings
 from fairseq_plugins.edit_dataset import EditCorruptionDataset
 
 SENTINEL_FORMAT = "<span:{}>"
@@ -37,6 +49,11 @@ class DiffuserConfig(TranslationConfig):
     edit_unit: ChoiceEnum(UNITS) = field(
         default="token",
         metadata={"help": "unit of an edit span: subword tokens, or whole words (sentencepiece word starts)"})
+    reverse_target: ChoiceEnum(REVERSE_TARGETS) = field(
+        default="clean",
+        metadata={"help": "what one reverse step learns to reach from x_t: clean = x_0 (x_0-parameterised, the "
+                          "default), step = x_{t-1} (the paper's wording; from a random start its argmax tags "
+                          "are all KEEP)"})
     max_spans: int = field(
         default=64, metadata={"help": "number of span sentinels; a step with more spans is coarsened losslessly"})
     batch_by_clean_length: bool = field(
@@ -48,6 +65,32 @@ class DiffuserConfig(TranslationConfig):
         default=False,
         metadata={"help": "keep data-loader workers alive across epochs; off by default, since each epoch "
                           "starts fresh workers that see the new epoch's corruption seed"})
+    decode_steps: int = field(default=12, metadata={"help": "decoding: number of reverse (edit) steps"})
+    init_mode: ChoiceEnum(START_MODES) = field(
+        default="random",
+        metadata={"help": "decoding: start state x_T. random: random tokens, as many as the source has; null: "
+                          "empty (the first step inserts); source: a copy of the source (summarization); ar: the "
+                          "model's generator writes a hypothesis on an empty canvas, then --decode-steps edits; "
+                          "file: the hypotheses of --init-file"})
+    init_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "decoding with --init-mode file: one hypothesis per source line of the decoded split, "
+                          "as detokenized text or a saved fairseq-generate output (its D- lines)"})
+    init_spm_model: Optional[str] = field(
+        default=None,
+        metadata={"help": "sentencepiece model that encodes --init-file; default: the one named in the data "
+                          "directory's manifest.json; without either, lines must be space-separated pieces"})
+    token_beam: int = field(default=1, metadata={"help": "decoding: token beam b of the span fills (1 = greedy)"})
+    revision_beam: int = field(
+        default=1, metadata={"help": "decoding: revision beam r; r > 1 is 2D beam search (paper: b=5, r=3)"})
+    nucleus_p: float = field(
+        default=0.0, metadata={"help": "decoding: sample fill tokens from the top-p nucleus (paper: 0.6); 0 = off"})
+    stop_when_unchanged: bool = field(
+        default=False, metadata={"help": "decoding: stop a sentence early once a step would change nothing"})
+    print_edit_history: bool = field(
+        default=False,
+        metadata={"help": "decoding: print one E-<id>_<step> line per step (text, tags and fills; read by "
+                          "`diffuser-mt trace`) before each batch's S-/H- lines"})
     seed: int = II("common.seed")
 
 
@@ -68,11 +111,15 @@ class DiffuserTask(TranslationTask):
             sentinels=tuple(tgt_dict.index(SENTINEL_FORMAT.format(k)) for k in range(cfg.max_spans)),
         )
         self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word")
+        decode_config({name: getattr(cfg, name) for name in DECODING_OPTIONS}, cfg.max_target_positions)  # validate
+        self.init_tokens = None  # ids of --init-file's hypotheses, read with the decoded split
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
         pairs = self.datasets[split]
         check_lengths(pairs, split, self.cfg)
+        if self.cfg.init_mode == "file" and split != self.cfg.train_subset:
+            self.init_tokens = read_init_tokens(self.cfg, self.tgt_dict, len(pairs))
         self.datasets[split] = EditCorruptionDataset(
             pairs, self.corruption, self.noise_vocab, self.special_ids, seed=self.cfg.seed,
             fixed_epoch=None if split == self.cfg.train_subset else 1,
@@ -82,6 +129,33 @@ class DiffuserTask(TranslationTask):
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)
 
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        validated = any("_bleu_sys_len" in log for log in logging_outputs)
+        if validated and not any(log.get("_bleu_totals_0", 0) for log in logging_outputs):
+            # every hypothesis empty: the translation task then logs no bleu and --best-checkpoint-metric bleu fails
+            metrics.log_derived("bleu", lambda meters: 0.0)
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
+        """The edit decoder. ``args`` (fairseq's generation options, or --eval-bleu-args during training)
+        may override the task's decoding options of the same names, e.g. '{"decode_steps": 4}'."""
+        options = {name: getattr(args, name, None) for name in DECODING_OPTIONS}
+        options = {name: getattr(self.cfg, name) if value is None else value for name, value in options.items()}
+        mode = str(options.pop("init_mode"))
+        if mode == "file" and self.init_tokens is None:
+            raise SystemExit("error: --init-mode file needs --init-file, read when fairseq-generate loads the split")
+        vocab = DecodeVocabulary(self.special_ids, fillable_mask(self.noise_vocab))
+        start = StartSettings(mode=mode, noise_vocab=self.noise_vocab, seed=self.cfg.seed,
+                              init_tokens=self.init_tokens)
+        print_edit_history = options.pop("print_edit_history")
+        return DiffuserGenerator(self.tgt_dict, vocab, decode_config(options, self.cfg.max_target_positions), start,
+                                 max_len_a=getattr(args, "max_len_a", 0.0), max_len_b=getattr(args, "max_len_b", 200),
+                                 print_edit_history=print_edit_history)
+
+
+DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p", "stop_when_unchanged",
+                    "print_edit_history")
+
 
 def corruption_config(cfg: DiffuserConfig) -> CorruptionConfig:
     """The core's CorruptionConfig; an invalid setting stops fairseq with one clear line."""
@@ -89,9 +163,61 @@ def corruption_config(cfg: DiffuserConfig) -> CorruptionConfig:
         return CorruptionConfig(
             edit_mix=(cfg.corruption_keep, cfg.corruption_replace, cfg.corruption_insert, cfg.corruption_delete),
             span_lambda=cfg.span_lambda, num_steps=cfg.diffusion_steps, unit=str(cfg.edit_unit),
+            reverse_target=str(cfg.reverse_target),
         )
     except ValueError as err:
         raise SystemExit(f"error: invalid diffuser task option: {err}") from None
+
+
+def decode_config(options: dict, max_length: int) -> DecodeConfig:
+    """The core's DecodeConfig from the decoding options; an invalid value stops fairseq with one clear line."""
+    try:
+        return DecodeConfig(steps=options["decode_steps"], token_beam=options["token_beam"],
+                            revision_beam=options["revision_beam"], nucleus_p=options["nucleus_p"],
+                            max_length=max_length, stop_when_unchanged=options["stop_when_unchanged"])
+    except ValueError as err:
+        raise SystemExit(f"error: invalid diffuser decoding option: {err}") from None
+
+
+def fillable_mask(noise_vocab: NoiseVocabulary) -> torch.Tensor:
+    """The generator may write exactly the tokens corruption draws as noise: no specials, no sentinels."""
+    mask = torch.zeros(noise_vocab.vocab_size, dtype=torch.bool)
+    mask[torch.from_numpy(noise_vocab.allowed_ids)] = True
+    return mask
+
+
+def read_init_tokens(cfg: DiffuserConfig, dictionary, expected_lines: int) -> list[list[int]]:
+    """--init-file's hypotheses as dictionary ids (no eos); one clear line on any problem."""
+    if not cfg.init_file:
+        raise SystemExit("error: --init-mode file needs --init-file PATH")
+    try:
+        hypotheses = read_init_hypotheses(cfg.init_file, expected_lines)
+    except InputError as err:
+        raise SystemExit(f"error: --init-file {err}") from None
+    encode = _piece_encoder(cfg)
+    tokens = []
+    for line_no, text in enumerate(hypotheses, start=1):
+        ids = dictionary.encode_line(encode(text), add_if_not_exist=False, append_eos=False).long().tolist()
+        if len(ids) > cfg.max_target_positions:
+            raise SystemExit(f"error: --init-file {cfg.init_file}: hypothesis {line_no} has {len(ids)} tokens, "
+                             f"over --max-target-positions {cfg.max_target_positions}")
+        tokens.append(ids)
+    return tokens
+
+
+def _piece_encoder(cfg: DiffuserConfig):
+    """text -> space-separated pieces, with --init-spm-model or the data manifest's sentencepiece model."""
+    model_path = cfg.init_spm_model
+    manifest = Path(cfg.data.split(":")[0]) / "manifest.json"
+    if model_path is None and manifest.exists():
+        model_path = json.loads(manifest.read_text(encoding="utf-8")).get("sentencepiece_model")
+    if model_path is None:
+        return lambda text: text
+    if not Path(model_path).exists():
+        raise SystemExit(f"error: sentencepiece model {model_path} (for --init-file) does not exist; "
+                         "pass --init-spm-model PATH")
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
+    return lambda text: " ".join(processor.encode(text, out_type=str))
 
 
 def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool) -> NoiseVocabulary:

@@ -1,0 +1,133 @@
+"""fairseq adapter of the edit decoder: what ``task.build_generator`` returns for ``--task diffuser``.
+
+``DiffuserGenerator.generate`` follows fairseq's generator protocol: for each
+sentence of a batch, a list of hypotheses (dicts with tokens ending in eos,
+score, positional_scores, alignment, steps, history), best first, so
+fairseq-generate prints its usual S-/T-/H-/D-/P- lines and scores them.
+All search logic is in ``diffuser_mt.edit_decoder``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from fairseq.data import data_utils
+
+from diffuser_mt.corruption import NoiseVocabulary
+from diffuser_mt.edit_decoder import DecodeConfig, Hypothesis, decode
+from diffuser_mt.edit_model import DecodeVocabulary, EditModel
+from diffuser_mt.start_states import random_start
+from diffuser_mt.traces import EditStep, format_history_line
+
+
+class FairseqEditModel(EditModel):
+    """A DiffuserModel bound to one batch of sources; encoder outputs are computed once per batch."""
+
+    def __init__(self, model, src_tokens: torch.Tensor, src_lengths: torch.Tensor, bos: int, pad: int):
+        self.model, self.bos, self.pad = model, bos, pad
+        self.device = src_tokens.device
+        self.tagger_encoder_out = model.tagger.encoder(src_tokens, src_lengths=src_lengths)
+        self.generator_encoder_out = model.generator.encoder(src_tokens, src_lengths=src_lengths)
+
+    def _collate(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+        tensors = [torch.tensor(list(sequence), dtype=torch.long) for sequence in sequences]
+        return data_utils.collate_tokens(tensors, self.pad, left_pad=False).to(self.device)
+
+    def _rows(self, rows: Sequence[int]) -> torch.Tensor:
+        return torch.tensor(list(rows), dtype=torch.long, device=self.device)
+
+    def tag_log_probs(self, rows, sequences):
+        encoder_out = self.model.tagger.encoder.reorder_encoder_out(self.tagger_encoder_out, self._rows(rows))
+        tokens = self._collate([[self.bos, *sequence] for sequence in sequences])
+        logits, _ = self.model.tag(None, None, tokens, encoder_out=encoder_out)
+        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        return [log_probs[i, : len(sequence) + 1] for i, sequence in enumerate(sequences)]
+
+    def next_token_log_probs(self, rows, prefixes):
+        encoder_out = self.model.generator.encoder.reorder_encoder_out(self.generator_encoder_out, self._rows(rows))
+        tokens = self._collate(prefixes)
+        features, _ = self.model.generator.decoder(tokens, encoder_out=encoder_out, features_only=True)
+        last = torch.tensor([len(prefix) - 1 for prefix in prefixes], device=self.device)
+        return self.model.generator_log_probs(features[torch.arange(len(prefixes), device=self.device), last]).float()
+
+
+@dataclass(frozen=True)
+class StartSettings:
+    """mode: one of diffuser_mt.start_states.START_MODES; init_tokens: per sentence id, for mode 'file'."""
+
+    mode: str
+    noise_vocab: NoiseVocabulary
+    seed: int
+    init_tokens: Sequence[Sequence[int]] | None = None
+
+
+class DiffuserGenerator:
+    """Runs ``diffuser_mt.edit_decoder.decode`` on fairseq batches (one model; no ensembling).
+
+    Lengths are capped per sentence at fairseq's ``max_len_a * source length + max_len_b``.
+    """
+
+    def __init__(self, tgt_dict, vocab: DecodeVocabulary, config: DecodeConfig, start: StartSettings,
+                 max_len_a: float = 0.0, max_len_b: int = 200, print_edit_history: bool = False):
+        self.tgt_dict, self.vocab, self.config, self.start = tgt_dict, vocab, config, start
+        self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        self.print_edit_history = print_edit_history
+        self.symbols_to_strip_from_output = set(vocab.ids.sentinels)
+
+    @torch.no_grad()
+    def generate(self, models, sample, **unused):
+        if len(models) != 1:
+            raise SystemExit("error: the diffuser generator decodes with one model; pass one --path")
+        model = models[0]
+        model.eval()
+        net_input = sample["net_input"]
+        ids = [int(i) for i in sample["id"]]
+        edit_model = FairseqEditModel(model, net_input["src_tokens"], net_input["src_lengths"],
+                                      self.vocab.ids.bos, self.vocab.ids.pad)
+        rngs = [np.random.default_rng([self.start.seed, sentence_id]) for sentence_id in ids]
+        sources = self._sources(net_input)
+        starts = [self._start_state(sentence_id, source, rng) for sentence_id, source, rng in zip(ids, sources, rngs)]
+        max_lengths = [int(self.max_len_a * len(source) + self.max_len_b) for source in sources]
+        steps = self.config.steps + (1 if self.start.mode == "ar" else 0)
+        config = DecodeConfig(**{**self.config.__dict__, "steps": steps})
+        results = decode(edit_model, starts, self.vocab, config, rngs, max_lengths)
+        if self.print_edit_history:
+            self._print_history(ids, results)
+        return [[self._as_fairseq(h) for h in hypotheses] for hypotheses in results]
+
+    def _sources(self, net_input) -> list[list[int]]:
+        """Source ids per row without padding and eos."""
+        specials = {self.vocab.ids.pad, self.vocab.ids.eos}
+        return [[t for t in row.tolist() if t not in specials] for row in net_input["src_tokens"]]
+
+    def _start_state(self, sentence_id: int, source: list[int], rng: np.random.Generator) -> list[int]:
+        mode = self.start.mode
+        if mode == "random":
+            return random_start(len(source), self.start.noise_vocab, rng, self.config.max_length)
+        if mode in ("null", "ar"):
+            return []
+        if mode == "source":
+            return source[: self.config.max_length]
+        return list(self.start.init_tokens[sentence_id])
+
+    def _as_fairseq(self, hypothesis: Hypothesis) -> dict:
+        eos = self.vocab.ids.eos
+        return {
+            "tokens": torch.tensor(hypothesis.tokens + [eos], dtype=torch.long),
+            "score": hypothesis.score,
+            "positional_scores": torch.tensor(hypothesis.keep_log_probs, dtype=torch.float),
+            "alignment": None,
+            "steps": len(hypothesis.history),
+            "history": [{"tokens": torch.tensor(list(record.tokens) + [eos])} for record in hypothesis.history],
+        }
+
+    def _print_history(self, ids: list[int], results: list[list[Hypothesis]]) -> None:
+        """E-<id>_<step> lines of the best hypothesis (diffuser_mt.traces format), before fairseq's lines."""
+        symbols = self.tgt_dict.symbols
+        for sentence_id, hypotheses in zip(ids, results):
+            for step, record in enumerate(hypotheses[0].history, start=1):
+                edit = EditStep(tokens=[symbols[t] for t in record.tokens], tags=list(record.tags),
+                                fills=[[symbols[t] for t in fill] for fill in record.fills])
+                print(format_history_line(sentence_id, step, edit), flush=True)

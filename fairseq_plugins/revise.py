@@ -1,0 +1,197 @@
+"""``diffuser-mt revise``: a trained DiffusER edits the user's own draft, with an edit trace.
+
+    diffuser-mt revise --checkpoint checkpoints/diffuser/checkpoint_best.pt \\
+        --source "The house is small." --draft "Das Haus ist gross." --keep-spans "Das Haus"
+
+The draft is the start state x_T (a draft translation, a prototype, an
+incomplete sentence, or nothing); the decoder edits it for ``--steps`` steps
+and the trace shows every edit. ``--keep-spans`` names whole-word substrings of
+the draft that must survive unchanged (``diffuser_mt.edit_decoder`` locks).
+With ``--source-file``/``--draft-file`` each line pair is revised and
+``--output`` receives the revised lines.
+
+This is the fairseq side of the command (it loads a fairseq checkpoint); the
+``diffuser-mt`` program finds it through the ``diffuser_mt.subcommands`` entry points.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import sentencepiece
+import torch
+
+from diffuser_mt.edit_decoder import FREE, DecodeConfig, decode
+from diffuser_mt.edit_model import DecodeVocabulary
+from diffuser_mt.textio import InputError, atomic_write, read_lines
+from diffuser_mt.traces import EditStep, render_ansi, render_html
+
+
+def add_subcommand(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "revise", help="edit a draft with a trained DiffusER checkpoint and show the edit trace",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a diffuser checkpoint (fairseq-train)")
+    parser.add_argument("--data", type=Path,
+                        help="binarized data dir with the dictionaries (default: the one the checkpoint was trained on)")
+    parser.add_argument("--spm-model", type=Path,
+                        help="sentencepiece model (default: the one named in the data dir's manifest.json)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--source", help="the source sentence")
+    source.add_argument("--source-file", type=Path, help="source sentences, one per line")
+    draft = parser.add_mutually_exclusive_group(required=True)
+    draft.add_argument("--draft", help="the draft to revise ('' starts from nothing)")
+    draft.add_argument("--draft-file", type=Path, help="drafts, one per source line")
+    parser.add_argument("--keep-spans", nargs="+", default=[], metavar="TEXT",
+                        help="whole-word substrings of the draft (each draft, with files) that must not change")
+    parser.add_argument("--steps", type=int, default=12, help="edit steps (default: %(default)s)")
+    parser.add_argument("--token-beam", type=int, default=1, help="token beam b (default: %(default)s)")
+    parser.add_argument("--revision-beam", type=int, default=1, help="revision beam r (default: %(default)s)")
+    parser.add_argument("--nucleus-p", type=float, default=0.0, help="nucleus sampling of fill tokens (0 = off)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of nucleus sampling")
+    parser.add_argument("--output", type=Path, help="write the revised texts here, one per line")
+    parser.add_argument("--html", type=Path, help="write the edit traces as one HTML page")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="ANSI colours in the terminal trace (auto: only on a terminal)")
+    parser.set_defaults(run=run_revise)
+
+
+def run_revise(args: argparse.Namespace) -> None:
+    sources = [args.source] if args.source is not None else read_lines(args.source_file, allow_empty_lines=False)
+    drafts = [args.draft] if args.draft is not None else read_lines(args.draft_file)
+    if len(drafts) != len(sources):
+        raise InputError(f"{args.draft_file}: {len(drafts)} drafts for {len(sources)} source lines")
+    try:
+        config = DecodeConfig(steps=args.steps, token_beam=args.token_beam, revision_beam=args.revision_beam,
+                              nucleus_p=args.nucleus_p)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    model, task = load_diffuser(args.checkpoint, args.data)
+    pieces = piece_encoder(args.spm_model, Path(task.cfg.data.split(":")[0]))
+    dictionary = task.target_dictionary
+    encode = lambda text: dictionary.encode_line(text, add_if_not_exist=False, append_eos=False).long().tolist()  # noqa: E731
+    states, locks = zip(*(locked_draft(draft, args.keep_spans, pieces, encode, line)
+                          for line, draft in enumerate(drafts, start=1)))
+    source_ids = [encode(pieces.encode_as_text(source)) + [dictionary.eos()] for source in sources]
+    revised_symbols, traces = revise(model, task, source_ids, list(states), list(locks), config, args.seed)
+    revised = [pieces.decode(symbols) for symbols in revised_symbols]
+
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    for line, (source, trace, text) in enumerate(zip(sources, traces, revised), start=1):
+        print(f"# {line}: {source}")
+        if trace:
+            print(render_ansi(trace, color=color))
+        print(f"revised: {text}")
+    if args.output:
+        with atomic_write(args.output) as out:
+            out.writelines(text + "\n" for text in revised)
+    if args.html:
+        with atomic_write(args.html) as out:
+            out.write(render_html({f"{line}: {source}": trace for line, (source, trace)
+                                   in enumerate(zip(sources, traces), start=1)}, title="diffuser-mt revise"))
+
+
+def load_diffuser(checkpoint: Path, data: Path | None):
+    """(model, task) of a diffuser checkpoint; InputError for a missing, truncated or foreign file."""
+    from fairseq import checkpoint_utils
+
+    import fairseq_plugins  # noqa: F401  (registers the task and model; the checkpoint allow-list)
+
+    if not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: no such checkpoint")
+    overrides = {"data": str(data)} if data is not None else {}
+    try:
+        models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides=overrides)
+    except FileNotFoundError as err:
+        raise InputError(f"{checkpoint}: {err.strerror}: {err.filename} (pass --data DIR with the dictionaries)") \
+            from None
+    except Exception as err:  # torch's unpickler and fairseq raise many kinds for a damaged file
+        raise InputError(f"{checkpoint}: cannot load this checkpoint ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+    if task.__class__.__name__ != "DiffuserTask":
+        raise InputError(f"{checkpoint}: a checkpoint of task {task.__class__.__name__}, not diffuser")
+    model = models[0]
+    model.eval()
+    return model, task
+
+
+class PieceEncoder:
+    """Text <-> sentencepiece pieces; without a model, text is taken as space-separated pieces."""
+
+    def __init__(self, processor: sentencepiece.SentencePieceProcessor | None):
+        self.processor = processor
+
+    def encode_as_text(self, text: str) -> str:
+        return " ".join(self.processor.encode(text, out_type=str)) if self.processor else text
+
+    def decode(self, symbols: list[str]) -> str:
+        return self.processor.decode_pieces(symbols) if self.processor else " ".join(symbols)
+
+
+def piece_encoder(spm_model: Path | None, data_dir: Path) -> PieceEncoder:
+    manifest = data_dir / "manifest.json"
+    if spm_model is None and manifest.exists():
+        spm_model = json.loads(manifest.read_text(encoding="utf-8")).get("sentencepiece_model")
+    if spm_model is None:
+        return PieceEncoder(None)
+    if not Path(spm_model).is_file():
+        raise InputError(f"{spm_model}: no such sentencepiece model (pass --spm-model)")
+    return PieceEncoder(sentencepiece.SentencePieceProcessor(model_file=str(spm_model)))
+
+
+def locked_draft(draft: str, keep_spans: list[str], pieces: PieceEncoder, encode, line: int):
+    """(draft ids, lock per id): the draft split at the kept spans, each part encoded on its own."""
+    bounds = []
+    for span in keep_spans:
+        start = draft.find(span)
+        if start < 0:
+            raise InputError(f"draft {line}: --keep-spans {span!r} does not occur in it")
+        end = start + len(span)
+        if (start > 0 and not draft[start - 1].isspace()) or (end < len(draft) and draft[end].isalnum()):
+            raise InputError(f"draft {line}: --keep-spans {span!r} must cover whole words")
+        bounds.append((start, end))
+    bounds.sort()
+    for (_, end), (start, _) in zip(bounds, bounds[1:]):
+        if start < end:
+            raise InputError(f"draft {line}: --keep-spans overlap")
+    ids, locks, position = [], [], 0
+    for lock, (start, end) in enumerate(bounds):
+        for text, part_lock in ((draft[position:start], FREE), (draft[start:end], lock)):
+            part = encode(pieces.encode_as_text(text.strip())) if text.strip() else []
+            ids += part
+            locks += [part_lock] * len(part)
+        position = end
+    tail = draft[position:].strip()
+    tail_ids = encode(pieces.encode_as_text(tail)) if tail else []
+    return ids + tail_ids, locks + [FREE] * len(tail_ids)
+
+
+def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: int):
+    """Decode each draft (ids, with locks); per draft the best text's symbols and its trace (EditStep list)."""
+    from fairseq.data import data_utils
+
+    from fairseq_plugins.diffuser_generator import FairseqEditModel
+    from fairseq_plugins.tasks.diffuser_task import fillable_mask
+
+    dictionary = task.target_dictionary
+    src_tokens = data_utils.collate_tokens([torch.tensor(ids) for ids in source_ids], dictionary.pad(),
+                                           left_pad=True)
+    src_lengths = torch.tensor([len(ids) for ids in source_ids])
+    vocab = DecodeVocabulary(task.special_ids, fillable_mask(task.noise_vocab))
+    with torch.no_grad():
+        edit_model = FairseqEditModel(model, src_tokens, src_lengths, dictionary.bos(), dictionary.pad())
+        rngs = [np.random.default_rng([seed, row]) for row in range(len(states))]
+        config = DecodeConfig(**{**config.__dict__, "max_length": task.cfg.max_target_positions})
+        results = decode(edit_model, states, vocab, config, rngs, locks=locks)
+    symbols = dictionary.symbols
+    revised, traces = [], []
+    for hypotheses in results:
+        best = hypotheses[0]
+        traces.append([EditStep(tokens=[symbols[t] for t in record.tokens], tags=list(record.tags),
+                                fills=[[symbols[t] for t in fill] for fill in record.fills])
+                       for record in best.history])
+        revised.append([symbols[t] for t in best.tokens])
+    return revised, traces

@@ -1,0 +1,154 @@
+"""fairseq-generate --task diffuser: the edit decoder behind fairseq's own CLI, on a tiny trained model."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from fairseq_helpers import DIFFUSER_TINY, USER_DIR, fairseq, json_log
+
+import fairseq_plugins  # noqa: F401  (the checkpoint allow-list, for torch.load below)
+from diffuser_mt.traces import parse_history_lines
+
+TEST_SENTENCES = 200
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_corpus, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("diffuser_generate")
+    fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "40", "--save-dir", save_dir,
+            "--no-epoch-checkpoints")
+    return save_dir / "checkpoint_last.pt"
+
+
+def generate(small_corpus, checkpoint, *options, check=True):
+    return fairseq("fairseq-generate", small_corpus / "bin", "--user-dir", USER_DIR, "--task", "diffuser",
+                   "--path", checkpoint, "--gen-subset", "test", "--cpu", "--seed", "3",
+                   "--required-batch-size-multiple", "1", "--batch-size", "32", "--max-len-b", "20",
+                   "--decode-steps", "3", *options, check=check)
+
+
+@pytest.fixture(scope="module")
+def decoded(small_corpus, checkpoint):
+    """decoded(*options): the stdout of fairseq-generate on the test split with these options, run once."""
+    outputs = {}
+
+    def run(*options):
+        if options not in outputs:
+            outputs[options] = generate(small_corpus, checkpoint, *options).stdout
+        return outputs[options]
+    return run
+
+
+def lines_of(stdout: str, kind: str) -> dict[int, list[str]]:
+    """{sentence id: tab-separated fields after the id} of fairseq's ``kind``-<id> lines."""
+    found = {}
+    for line in stdout.splitlines():
+        match = re.match(rf"{kind}-(\d+)\t(.*)$", line)
+        if match:
+            found[int(match.group(1))] = match.group(2).split("\t")
+    return found
+
+
+def hypotheses(stdout: str) -> dict[int, str]:
+    return {i: fields[1] if len(fields) > 1 else "" for i, fields in lines_of(stdout, "H").items()}
+
+
+@pytest.mark.parametrize("mode", ["random", "null", "source", "ar"])
+def test_each_start_state_decodes_every_test_sentence_in_fairseq_format(decoded, mode):
+    stdout = decoded("--init-mode", mode, "--print-edit-history")
+    for kind in ("S", "T", "H", "D", "P"):
+        assert sorted(lines_of(stdout, kind)) == list(range(TEST_SENTENCES)), kind
+    for sentence_id, (score, text) in lines_of(stdout, "H").items():
+        positional = lines_of(stdout, "P")[sentence_id][0].split()
+        assert float(score) <= 0
+        assert len(positional) == len(text.split()) + 1  # + eos
+        assert "<span:" not in text
+
+
+@pytest.mark.parametrize("mode, first_step_input", [("null", 0), ("ar", 0), ("source", None)])
+def test_print_edit_history_replays_to_the_hypotheses(decoded, mode, first_step_input):
+    stdout = decoded("--init-mode", mode, "--print-edit-history")
+    traces = parse_history_lines(stdout.splitlines())
+    sources = {i: fields[0] for i, fields in lines_of(stdout, "S").items()}
+    for sentence_id, text in hypotheses(stdout).items():
+        trace = traces[sentence_id]
+        assert len(trace) == (4 if mode == "ar" else 3)
+        start = " ".join(trace[0].tokens)
+        assert start == ("" if first_step_input == 0 else " ".join(sources[sentence_id].split()[:20]))
+        assert " ".join(trace[-1].result()) == text
+
+
+def test_source_start_with_zero_steps_returns_the_source(decoded):
+    stdout = decoded("--init-mode", "source", "--decode-steps", "0", "--max-len-b", "200")
+    sources = {i: fields[0] for i, fields in lines_of(stdout, "S").items()}
+    assert hypotheses(stdout) == sources
+
+
+@pytest.mark.parametrize("options", [("--init-mode", "random", "--print-edit-history"), ("--token-beam", "2", "--revision-beam", "2"), ("--nucleus-p", "0.6")])
+def test_output_does_not_depend_on_the_batch_size(decoded, options):
+    one, many = decoded(*options, "--batch-size", "1"), decoded(*options)
+    assert len(hypotheses(one)) == TEST_SENTENCES
+    assert hypotheses(one) == hypotheses(many)
+
+
+def test_random_starts_follow_the_seed_and_the_source_length(decoded):
+    first, other = decoded("--decode-steps", "0"), decoded("--decode-steps", "0", "--seed", "4")
+    assert hypotheses(first) != hypotheses(other)
+    source_lengths = {i: len(fields[0].split()) for i, fields in lines_of(first, "S").items()}
+    assert all(len(text.split()) == min(source_lengths[i], 20) for i, text in hypotheses(first).items())
+
+
+def test_init_file_starts_from_external_hypotheses(small_corpus, checkpoint, tmp_path):
+    references = (small_corpus / "text" / "test.de").read_text(encoding="utf-8")
+    plain = tmp_path / "hypotheses.de"
+    plain.write_text(references, encoding="utf-8")
+    result = generate(small_corpus, checkpoint, "--init-mode", "file", "--init-file", plain, "--decode-steps", "0",
+                      "--init-spm-model", small_corpus / "text" / "spm.model", "--max-len-b", "200")
+    # the references, encoded as the data was (T- lines escape unknown pieces as <<unk>>)
+    targets = {i: fields[0].replace("<<unk>>", "<unk>") for i, fields in lines_of(result.stdout, "T").items()}
+    assert hypotheses(result.stdout) == targets
+
+    saved_output = tmp_path / "generate-test.txt"  # any system's saved output; here DiffusER's own
+    saved_output.write_text(generate(small_corpus, checkpoint, "--bpe", "sentencepiece", "--sentencepiece-model",
+                                     small_corpus / "text" / "spm.model", "--decode-steps", "1").stdout,
+                            encoding="utf-8")
+    from_output = generate(small_corpus, checkpoint, "--init-mode", "file", "--init-file", saved_output,
+                           "--init-spm-model", small_corpus / "text" / "spm.model")
+    assert len(hypotheses(from_output.stdout)) == TEST_SENTENCES
+
+
+def test_init_file_with_the_wrong_line_count_fails_before_decoding(small_corpus, checkpoint, tmp_path):
+    short = tmp_path / "short.de"
+    short.write_text("Das ist ein Test.\n" * (TEST_SENTENCES - 1), encoding="utf-8")
+    result = generate(small_corpus, checkpoint, "--init-mode", "file", "--init-file", short, check=False)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert str(short) in last_line and "199" in last_line and "200" in last_line
+    assert "Traceback" not in result.stderr
+    assert not lines_of(result.stdout, "H")
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--init-mode", "sideways"], "invalid choice"),
+    (["--nucleus-p", "0.5", "--token-beam", "2"], "exclude each other"),
+    (["--init-mode", "file"], "--init-file"),
+])
+def test_bad_decoding_options_stop_with_one_clear_line(small_corpus, checkpoint, options, message):
+    result = generate(small_corpus, checkpoint, *options, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_validation_bleu_selects_the_best_checkpoint(small_corpus, tmp_path):
+    result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "20",
+                     "--save-dir", tmp_path, "--log-format", "json", "--validate-interval-updates", "10",
+                     "--eval-bleu", "--eval-bleu-args", '{"decode_steps": 2, "max_len_b": 20}',
+                     "--eval-bleu-remove-bpe", "sentencepiece",
+                     "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric")
+    valid = json_log(result.stdout, "valid")
+    assert len(valid) >= 2 and all("valid_bleu" in record for record in valid)
+    assert all(0.0 <= float(record["valid_bleu"]) <= 100.0 for record in valid)
+    best = torch.load(tmp_path / "checkpoint_best.pt", map_location="cpu", weights_only=True)["extra_state"]["best"]
+    assert best == pytest.approx(max(float(record["valid_bleu"]) for record in valid), abs=0.01)
