@@ -36,11 +36,15 @@ data: $(ENV_STAMP) $(DATA_BIN)/manifest.json
 $(DATA_BIN)/manifest.json: | $(ENV_STAMP)
 	$(PY) data_scripts/prepare_ding.py --dest-dir $(DATA_BIN)
 
+# AR transformer and DiffusER, DEMO_MINUTES of training each; then AR alone vs DiffusER vs
+# DiffusER + AR bootstrap, and the edit traces of three test sentences (terminal + HTML).
 demo: data
-	$(PY) data_scripts/ar_baseline.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES)
+	$(PY) data_scripts/ar_bootstrap.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES) \
+		--traces 3 --html checkpoints/demo/trace.html
 
 bench: data
 	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
+	$(PY) benchmarks/decode_speed.py --data $(DATA_BIN)
 
 test: $(ENV_STAMP) $(DING)
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""DiffusER on a binarized corpus: train ``diffuser_*``, decode the test split, score with sacreBLEU.
+
+    python data_scripts/train_diffuser.py --data data-bin/ding.en-de --minutes 15
+
+1. ``fairseq-train --user-dir fairseq_plugins --task diffuser --arch diffuser_small``
+   for a wall-clock budget (``--minutes``, fairseq's ``--stop-time-hours``, which
+   counts the time of earlier runs in the same ``--save-dir``: re-running a
+   finished run only decodes again) or a number of updates.
+2. ``fairseq-generate --task diffuser`` on the test split with the edit decoder
+   (start state, steps and searches as options), with ``--print-edit-history``
+   so ``diffuser-mt trace`` can show the edits; output in
+   ``SAVE_DIR/generate-test.NAME.txt``.
+3. sacreBLEU of the detokenized hypotheses against the raw references; printed
+   with its signature and written to ``SAVE_DIR/results.NAME.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
+from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
+from diffuser_mt.metrics import corpus_bleu  # noqa: E402
+from diffuser_mt.start_states import START_MODES  # noqa: E402
+from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--decode-steps", type=int, default=12, help="reverse steps of the edit decoder")
+    parser.add_argument("--init-mode", choices=START_MODES, default="random", help="start state x_T")
+    parser.add_argument("--init-file", type=Path, help="hypotheses for --init-mode file")
+    parser.add_argument("--token-beam", type=int, default=1, help="token beam b (1 = greedy)")
+    parser.add_argument("--revision-beam", type=int, default=1, help="revision beam r (> 1: 2D beam)")
+    parser.add_argument("--nucleus-p", type=float, default=0.0, help="nucleus sampling of fill tokens (0 = off)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per decoding batch")
+    parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
+    parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
+    parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"),
+                        help="raw (detokenized) reference text of the test split")
+    parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"),
+                        help="sentencepiece model of the data (detokenizes the output, encodes --init-file)")
+    parser.add_argument("--save-dir", type=Path, default=Path("checkpoints/diffuser"),
+                        help="checkpoints, generate outputs and results")
+    parser.add_argument("--model-size", choices=("small", "tiny"), default="small",
+                        help="arch diffuser_small (3+3 layers, d 256, per model) or diffuser_tiny (tests)")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
+    parser.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
+    parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup-updates", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers")
+    parser.add_argument("--name", default="greedy", help="names this decoding's output and results files")
+    add_decoding_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def train_command(args: argparse.Namespace) -> list:
+    return [
+        args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--arch", f"diffuser_{args.model_size}",
+        "--criterion", "diffuser_loss",
+        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", 0.0,
+        "--lr", args.lr, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", args.warmup_updates,
+        "--max-tokens", args.max_tokens, "--seed", args.seed, "--num-workers", args.num_workers,
+        "--stop-time-hours", args.minutes / 60, "--max-update", args.max_update,
+        "--save-dir", args.save_dir, "--no-epoch-checkpoints",
+        "--cpu", "--log-format", "simple", "--log-interval", 20,
+    ]
+
+
+def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
+    command = [
+        args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", checkpoint,
+        "--decode-steps", args.decode_steps, "--init-mode", args.init_mode,
+        "--token-beam", args.token_beam, "--revision-beam", args.revision_beam, "--nucleus-p", args.nucleus_p,
+        "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b,
+        "--print-edit-history", "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model,
+        "--batch-size", args.batch_size, "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed,
+    ]
+    if args.init_file is not None:
+        command += ["--init-file", args.init_file, "--init-spm-model", args.spm_model]
+    return command
+
+
+def decode_and_score(args: argparse.Namespace, checkpoint: Path, references: list[str]) -> dict:
+    """fairseq-generate with the edit decoder; returns the results dict (also written to results.NAME.json)."""
+    output = args.save_dir / f"generate-test.{args.name}.txt"
+    run_fairseq("fairseq-generate", generate_command(args, checkpoint), stdout_path=output)
+    hypotheses = read_hypotheses(output, prefix="D")
+    if len(hypotheses) != len(references):
+        raise InputError(f"{output} has {len(hypotheses)} hypotheses, {args.reference} has {len(references)} "
+                         "references")
+    score = corpus_bleu(hypotheses, references)
+    results = {"system": "diffuser", "model_size": args.model_size, "decoding": args.name,
+               "decode_steps": args.decode_steps, "init_mode": args.init_mode, "token_beam": args.token_beam,
+               "revision_beam": args.revision_beam, "nucleus_p": args.nucleus_p, "generate_output": str(output),
+               **score}
+    with atomic_write(args.save_dir / f"results.{args.name}.json") as out:
+        json.dump(results, out, indent=2)
+    return results
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        references = read_lines(args.reference, allow_empty_lines=False)
+        run_fairseq("fairseq-train", train_command(args))
+        results = decode_and_score(args, args.save_dir / "checkpoint_best.pt", references)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"DiffusER ({args.model_size}, {args.name}, start {args.init_mode}, {args.decode_steps} steps) "
+          f"test BLEU = {results['bleu']:.2f}")
+    print(f"sacreBLEU signature: {results['signature']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
