@@ -75,6 +75,9 @@ def train_command(args: argparse.Namespace) -> list:
         "--stop-time-hours", args.minutes / 60, "--max-update", args.max_update,
         "--save-dir", args.save_dir, "--no-epoch-checkpoints",
         "--cpu", "--log-format", "simple", "--log-interval", 20,
+        # no background prefetch thread (the data-loader workers prefetch): fairseq's thread is still alive
+        # when a re-run of a finished budget exits at once, and the interpreter then aborts (exit status 134)
+        "--data-buffer-size", 0,
     ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--revision-beam", type=int, default=1, help="revision beam r (default: %(default)s)")
     parser.add_argument("--nucleus-p", type=float, default=0.0, help="nucleus sampling of fill tokens (0 = off)")
     parser.add_argument("--seed", type=int, default=1, help="seed of nucleus sampling")
+    parser.add_argument("--max-len-a", type=float, default=1.2,
+                        help="cap the text at a * source length + b tokens, or the draft's length if longer")
+    parser.add_argument("--max-len-b", type=int, default=10, help="see --max-len-a")
     parser.add_argument("--output", type=Path, help="write the revised texts here, one per line")
     parser.add_argument("--html", type=Path, help="write the edit traces as one HTML page")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
@@ -69,6 +73,8 @@ def run_revise(args: argparse.Namespace) -> None:
                               nucleus_p=args.nucleus_p)
     except ValueError as err:
         raise InputError(str(err)) from None
+    for line, draft in enumerate(drafts, start=1):
+        keep_span_bounds(draft, args.keep_spans, line)  # cheap checks before loading the model
     model, task = load_diffuser(args.checkpoint, args.data)
     pieces = piece_encoder(args.spm_model, Path(task.cfg.data.split(":")[0]))
     dictionary = task.target_dictionary
@@ -76,7 +82,10 @@ def run_revise(args: argparse.Namespace) -> None:
     states, locks = zip(*(locked_draft(draft, args.keep_spans, pieces, encode, line)
                           for line, draft in enumerate(drafts, start=1)))
     source_ids = [encode(pieces.encode_as_text(source)) + [dictionary.eos()] for source in sources]
-    revised_symbols, traces = revise(model, task, source_ids, list(states), list(locks), config, args.seed)
+    max_lengths = [max(int(args.max_len_a * len(source) + args.max_len_b), len(state))
+                   for source, state in zip(source_ids, states)]
+    revised_symbols, traces = revise(model, task, source_ids, list(states), list(locks), config, args.seed,
+                                     max_lengths)
     revised = [pieces.decode(symbols) for symbols in revised_symbols]
 
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
@@ -99,6 +108,8 @@ def load_diffuser(checkpoint: Path, data: Path | None):
     from fairseq import checkpoint_utils
 
     import fairseq_plugins  # noqa: F401  (registers the task and model; the checkpoint allow-list)
+
+    logging.getLogger("fairseq").setLevel(logging.WARNING)  # fairseq's INFO lines would bury the trace
 
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such checkpoint")
@@ -142,8 +153,8 @@ def piece_encoder(spm_model: Path | None, data_dir: Path) -> PieceEncoder:
     return PieceEncoder(sentencepiece.SentencePieceProcessor(model_file=str(spm_model)))
 
 
-def locked_draft(draft: str, keep_spans: list[str], pieces: PieceEncoder, encode, line: int):
-    """(draft ids, lock per id): the draft split at the kept spans, each part encoded on its own."""
+def keep_span_bounds(draft: str, keep_spans: list[str], line: int) -> list[tuple[int, int]]:
+    """Sorted (start, end) character bounds of the kept spans in the draft; InputError if absent or not whole words."""
     bounds = []
     for span in keep_spans:
         start = draft.find(span)
@@ -157,8 +168,13 @@ def locked_draft(draft: str, keep_spans: list[str], pieces: PieceEncoder, encode
     for (_, end), (start, _) in zip(bounds, bounds[1:]):
         if start < end:
             raise InputError(f"draft {line}: --keep-spans overlap")
+    return bounds
+
+
+def locked_draft(draft: str, keep_spans: list[str], pieces: PieceEncoder, encode, line: int):
+    """(draft ids, lock per id): the draft split at the kept spans, each part encoded on its own."""
     ids, locks, position = [], [], 0
-    for lock, (start, end) in enumerate(bounds):
+    for lock, (start, end) in enumerate(keep_span_bounds(draft, keep_spans, line)):
         for text, part_lock in ((draft[position:start], FREE), (draft[start:end], lock)):
             part = encode(pieces.encode_as_text(text.strip())) if text.strip() else []
             ids += part
@@ -169,7 +185,7 @@ def locked_draft(draft: str, keep_spans: list[str], pieces: PieceEncoder, encode
     return ids + tail_ids, locks + [FREE] * len(tail_ids)
 
 
-def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: int):
+def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: int, max_lengths: list[int]):
     """Decode each draft (ids, with locks); per draft the best text's symbols and its trace (EditStep list)."""
     from fairseq.data import data_utils
 
@@ -185,7 +201,7 @@ def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: i
         edit_model = FairseqEditModel(model, src_tokens, src_lengths, dictionary.bos(), dictionary.pad())
         rngs = [np.random.default_rng([seed, row]) for row in range(len(states))]
         config = DecodeConfig(**{**config.__dict__, "max_length": task.cfg.max_target_positions})
-        results = decode(edit_model, states, vocab, config, rngs, locks=locks)
+        results = decode(edit_model, states, vocab, config, rngs, max_lengths, locks)
     symbols = dictionary.symbols
     revised, traces = [], []
     for hypotheses in results:
