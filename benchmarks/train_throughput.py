@@ -123,6 +123,16 @@ def markdown(results: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def write_results(out: Path, results: dict, table: str) -> None:
+    """OUT.json (the figures) and OUT.md (the table the README shows), written atomically; the table printed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out.with_suffix(".json")) as stream:
+        json.dump(results, stream, indent=2)
+    with atomic_write(out.with_suffix(".md")) as stream:
+        stream.write(table)
+    print(table)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     corruption = corruption_seconds_per_token(args)
@@ -141,13 +151,7 @@ def main(argv=None) -> int:
         "systems": systems,
         "diffuser_corruption": {"microseconds_per_token": 1e6 * corruption, "share_of_step": corruption / step},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out.with_suffix(".json")) as out:
-        json.dump(results, out, indent=2)
-    table = markdown(results)
-    with atomic_write(args.out.with_suffix(".md")) as out:
-        out.write(table)
-    print(table)
+    write_results(args.out, results, markdown(results))
     return 0
 
 

@@ -24,42 +24,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
+from data_scripts.fairseq_tools import (  # noqa: E402
+    USER_DIR, add_training_arguments, run_fairseq, training_options)
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
-    parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"),
-                        help="raw (detokenized) reference text of the test split")
-    parser.add_argument("--save-dir", type=Path, default=Path("checkpoints/ar_baseline"),
-                        help="checkpoints, generate output, hypotheses and results.json")
-    parser.add_argument("--model-size", choices=("small", "tiny"), default="small",
-                        help="fairseq arch transformer_cpu_small (3+3 layers, d 256) or transformer_cpu_tiny (tests)")
-    parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
-    parser.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
-    parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup-updates", type=int, default=400)
+    add_training_arguments(parser, "checkpoints/ar_baseline",
+                           "checkpoints, generate output, hypotheses and results.json",
+                           "fairseq arch transformer_cpu_small (3+3 layers, d 256) or transformer_cpu_tiny (tests)")
     parser.add_argument("--beam", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers")
     return parser.parse_args(argv)
 
 
 def train_command(args: argparse.Namespace) -> list:
     command = [
         args.data, "--user-dir", USER_DIR, "--task", "translation", "--arch", f"transformer_cpu_{args.model_size}",
-        "--share-all-embeddings",
-        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", 0.0,
-        "--lr", args.lr, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", args.warmup_updates,
-        "--max-tokens", args.max_tokens, "--seed", args.seed, "--num-workers", args.num_workers,
-        "--stop-time-hours", args.minutes / 60, "--max-update", args.max_update,
-        "--save-dir", args.save_dir, "--no-epoch-checkpoints",
-        "--cpu", "--log-format", "simple", "--log-interval", 20,
+        "--share-all-embeddings", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
+        *training_options(args),
     ]
     return command
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
+from data_scripts.fairseq_tools import (  # noqa: E402
+    USER_DIR, add_training_arguments, run_fairseq, training_options)
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.start_states import START_MODES  # noqa: E402
@@ -44,22 +45,10 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
-    parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"),
-                        help="raw (detokenized) reference text of the test split")
+    add_training_arguments(parser, "checkpoints/diffuser", "checkpoints, generate outputs and results",
+                           "arch diffuser_small (3+3 layers, d 256, per model) or diffuser_tiny (tests)")
     parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"),
                         help="sentencepiece model of the data (detokenizes the output, encodes --init-file)")
-    parser.add_argument("--save-dir", type=Path, default=Path("checkpoints/diffuser"),
-                        help="checkpoints, generate outputs and results")
-    parser.add_argument("--model-size", choices=("small", "tiny"), default="small",
-                        help="arch diffuser_small (3+3 layers, d 256, per model) or diffuser_tiny (tests)")
-    parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
-    parser.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
-    parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup-updates", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers")
     parser.add_argument("--name", default="greedy", help="names this decoding's output and results files")
     add_decoding_arguments(parser)
     return parser.parse_args(argv)
@@ -68,13 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train_command(args: argparse.Namespace) -> list:
     return [
         args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--arch", f"diffuser_{args.model_size}",
-        "--criterion", "diffuser_loss",
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", 0.0,
-        "--lr", args.lr, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", args.warmup_updates,
-        "--max-tokens", args.max_tokens, "--seed", args.seed, "--num-workers", args.num_workers,
-        "--stop-time-hours", args.minutes / 60, "--max-update", args.max_update,
-        "--save-dir", args.save_dir, "--no-epoch-checkpoints",
-        "--cpu", "--log-format", "simple", "--log-interval", 20,
+        "--criterion", "diffuser_loss", *training_options(args),
         # no background prefetch thread (the data-loader workers prefetch): fairseq's thread is still alive
         # when a re-run of a finished budget exits at once, and the interpreter then aborts (exit status 134)
         "--data-buffer-size", 0,

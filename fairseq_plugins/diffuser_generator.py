@@ -8,6 +8,7 @@ All search logic is in ``diffuser_mt.edit_decoder``.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -91,7 +92,7 @@ class DiffuserGenerator:
         starts = [self._start_state(sentence_id, source, rng) for sentence_id, source, rng in zip(ids, sources, rngs)]
         max_lengths = [int(self.max_len_a * len(source) + self.max_len_b) for source in sources]
         steps = self.config.steps + (1 if self.start.mode == "ar" else 0)
-        config = DecodeConfig(**{**self.config.__dict__, "steps": steps})
+        config = dataclasses.replace(self.config, steps=steps)
         results = decode(edit_model, starts, self.vocab, config, rngs, max_lengths)
         if self.print_edit_history:
             self._print_history(ids, results)

@@ -16,6 +16,7 @@ This is the fairseq side of the command (it loads a fairseq checkpoint); the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -200,7 +201,7 @@ def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: i
     with torch.no_grad():
         edit_model = FairseqEditModel(model, src_tokens, src_lengths, dictionary.bos(), dictionary.pad())
         rngs = [np.random.default_rng([seed, row]) for row in range(len(states))]
-        config = DecodeConfig(**{**config.__dict__, "max_length": task.cfg.max_target_positions})
+        config = dataclasses.replace(config, max_length=task.cfg.max_target_positions)
         results = decode(edit_model, states, vocab, config, rngs, max_lengths, locks)
     symbols = dictionary.symbols
     revised, traces = [], []
