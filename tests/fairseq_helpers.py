@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from corpus_helpers import REPO_ROOT
@@ -36,3 +37,13 @@ def json_log(stdout: str, kind: str) -> list[dict]:
         if f"| {kind} |" in line:
             records.append(json.loads(line.split(f"| {kind} | ", 1)[1]))
     return records
+
+
+def lines_of(stdout: str, kind: str) -> dict[int, list[str]]:
+    """{sentence id: tab-separated fields after the id} of fairseq's ``kind``-<id> lines."""
+    found = {}
+    for line in stdout.splitlines():
+        match = re.match(rf"{kind}-(\d+)\t(.*)$", line)
+        if match:
+            found[int(match.group(1))] = match.group(2).split("\t")
+    return found

@@ -1,11 +1,9 @@
 """fairseq-generate --task diffuser: the edit decoder behind fairseq's own CLI, on a tiny trained model."""
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
-from fairseq_helpers import DIFFUSER_TINY, USER_DIR, fairseq, json_log
+from fairseq_helpers import DIFFUSER_TINY, USER_DIR, fairseq, json_log, lines_of
 
 import fairseq_plugins  # noqa: F401  (the checkpoint allow-list, for torch.load below)
 from diffuser_mt.traces import parse_history_lines
@@ -38,16 +36,6 @@ def decoded(small_corpus, checkpoint):
             outputs[options] = generate(small_corpus, checkpoint, *options).stdout
         return outputs[options]
     return run
-
-
-def lines_of(stdout: str, kind: str) -> dict[int, list[str]]:
-    """{sentence id: tab-separated fields after the id} of fairseq's ``kind``-<id> lines."""
-    found = {}
-    for line in stdout.splitlines():
-        match = re.match(rf"{kind}-(\d+)\t(.*)$", line)
-        if match:
-            found[int(match.group(1))] = match.group(2).split("\t")
-    return found
 
 
 def hypotheses(stdout: str) -> dict[int, str]:

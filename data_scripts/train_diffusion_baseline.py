@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""A diffusion baseline (D3PM or DiffuSeq) on a binarized corpus: train, decode the test split, score.
+
+    python data_scripts/train_diffusion_baseline.py --method d3pm --minutes 15
+
+1. ``fairseq-train --user-dir fairseq_plugins --task METHOD --arch METHOD_small --criterion METHOD_loss``
+   for a wall-clock budget (``--minutes``; fairseq's ``--stop-time-hours`` counts the time of earlier runs
+   in the same ``--save-dir``, so re-running a finished run only decodes again) or a number of updates;
+2. ``fairseq-generate --task METHOD`` on the test split (output in ``SAVE_DIR/generate-test.txt``);
+3. sacreBLEU of the detokenized hypotheses against the raw references, printed with its signature and
+   written to ``SAVE_DIR/results.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data_scripts.fairseq_tools import (  # noqa: E402
+    USER_DIR, add_training_arguments, run_fairseq, training_options)
+from diffuser_mt.d3pm_sampling import DECODING_MODES  # noqa: E402
+from diffuser_mt.d3pm_transitions import TRANSITIONS  # noqa: E402
+from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
+from diffuser_mt.metrics import corpus_bleu  # noqa: E402
+from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
+
+METHODS = ("d3pm",)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=METHODS, required=True, help="which diffusion model")
+    add_training_arguments(parser, "", "checkpoints, generate output and results (default: checkpoints/METHOD)",
+                           "arch METHOD_small (3+3 layers, d 256) or METHOD_tiny (tests)")
+    parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"),
+                        help="sentencepiece model of the data (detokenizes the output)")
+    parser.add_argument("--diffusion-steps", type=int, default=1000, help="T, the length of the forward chain")
+    parser.add_argument("--decode-steps", type=int, default=20, help="reverse steps when decoding (<= T)")
+    parser.add_argument("--transition", choices=TRANSITIONS, default="absorbing", help="d3pm: forward process")
+    parser.add_argument("--decoding", choices=DECODING_MODES, default="argmax", help="d3pm: argmax or sample")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per decoding batch")
+    parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
+    parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
+    args = parser.parse_args(argv)
+    if args.save_dir == Path(""):
+        args.save_dir = Path("checkpoints") / args.method
+    return args
+
+
+def train_command(args: argparse.Namespace) -> list:
+    method_options = {
+        "d3pm": ["--transition", args.transition, "--num-diffusion-timesteps", args.diffusion_steps],
+    }[args.method]
+    return [args.data, "--user-dir", USER_DIR, "--task", args.method, "--arch", f"{args.method}_{args.model_size}",
+            "--criterion", f"{args.method}_loss", *method_options, *training_options(args),
+            "--data-buffer-size", 0]  # see train_diffuser.py: no prefetch thread alive at a quick exit
+
+
+def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
+    method_options = {
+        "d3pm": ["--d3pm-decode-steps", args.decode_steps, "--d3pm-decoding", args.decoding],
+    }[args.method]
+    return [args.data, "--user-dir", USER_DIR, "--task", args.method, "--gen-subset", "test", "--path", checkpoint,
+            *method_options, "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b,
+            "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model,
+            "--batch-size", args.batch_size, "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        references = read_lines(args.reference, allow_empty_lines=False)
+        run_fairseq("fairseq-train", train_command(args))
+        output = args.save_dir / "generate-test.txt"
+        run_fairseq("fairseq-generate", generate_command(args, args.save_dir / "checkpoint_best.pt"),
+                    stdout_path=output)
+        hypotheses = read_hypotheses(output, prefix="D")
+        if len(hypotheses) != len(references):
+            raise InputError(f"{output} has {len(hypotheses)} hypotheses, {args.reference} has {len(references)} "
+                             "references")
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    results = {"system": args.method, "model_size": args.model_size, "decode_steps": args.decode_steps,
+               "generate_output": str(output), **corpus_bleu(hypotheses, references)}
+    if args.method == "d3pm":
+        results.update(transition=args.transition, decoding=args.decoding, diffusion_steps=args.diffusion_steps)
+    with atomic_write(args.save_dir / "results.json") as out:
+        json.dump(results, out, indent=2)
+    print(f"{args.method} ({args.model_size}, {args.decode_steps} steps) test BLEU = {results['bleu']:.2f}")
+    print(f"sacreBLEU signature: {results['signature']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

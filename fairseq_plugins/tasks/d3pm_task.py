@@ -1,0 +1,110 @@
+"""The ``d3pm`` task: translation data for D3PM, and its strided reverse-process sampler.
+
+Reads the binarized language-pair data of ``fairseq-preprocess`` (the same data as the ``translation`` and
+``diffuser`` tasks) and adds the absorbing state ``<mask>`` to the dictionaries. Noising happens in the
+criterion (``d3pm_loss``: one draw per token, on the training device). ``build_generator`` returns the
+D3PM sampler, so ``fairseq-generate`` and ``--eval-bleu`` validation decode with it; the transition, its
+schedule and T come from the checkpoint's model (``--transition`` etc. are model options), the decoding
+options below from the task. All diffusion maths is in ``diffuser_mt.d3pm_*``.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from fairseq import utils
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
+from omegaconf import II
+
+from diffuser_mt.d3pm_sampling import DECODING_MODES, SamplingConfig, timestep_grid
+from fairseq_plugins.d3pm_generator import D3PMGenerator
+from fairseq_plugins.tasks.diffuser_task import check_lengths
+
+MASK_SYMBOL = "<mask>"
+
+
+@dataclass
+class D3PMTaskConfig(TranslationConfig):
+    d3pm_decode_steps: int = field(
+        default=20,
+        metadata={"help": "decoding: reverse steps N, on an evenly strided grid T = t_0 > ... > t_N = 0 "
+                          "(1 <= N <= the model's --num-diffusion-timesteps)"})
+    d3pm_decoding: ChoiceEnum(DECODING_MODES) = field(
+        default="argmax",
+        metadata={"help": "decoding: argmax: each step takes the most likely clean tokens x0 and draws x_{t-1} "
+                          "from q(x_{t-1} | x_t, x0) (which positions change is random, what they become is "
+                          "not); sample: ancestral sampling from p(x_{t-1} | x_t)"})
+    d3pm_temperature: float = field(
+        default=1.0, metadata={"help": "decoding: temperature dividing the model's x0 logits (> 0)"})
+    seed: int = II("common.seed")
+
+
+@register_task("d3pm", dataclass=D3PMTaskConfig)
+class D3PMTask(TranslationTask):
+    """D3PM on a language pair: targets are noised by the model's transition, sources stay clean."""
+
+    cfg: D3PMTaskConfig
+
+    def __init__(self, cfg: D3PMTaskConfig, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        for dictionary in (src_dict, tgt_dict):
+            dictionary.add_symbol(MASK_SYMBOL)
+        self.mask_idx = tgt_dict.index(MASK_SYMBOL)
+        sampling_config(cfg)  # validate the decoding options before any work
+
+    def x0_support(self) -> torch.Tensor:
+        """(K,) bool: the target symbols a clean token may be; not bos, pad, eos, <mask> or fairseq's padding
+        words (unk stays: a reference may hold it)."""
+        dictionary = self.tgt_dict
+        support = torch.tensor([not symbol.startswith("madeupword") for symbol in dictionary.symbols])
+        support[[dictionary.bos(), dictionary.pad(), dictionary.eos(), self.mask_idx]] = False
+        return support
+
+    def token_counts(self) -> torch.Tensor:
+        """(K,) target-dictionary counts (from the training data of fairseq-preprocess), 0 off the support;
+        the spindle schedule's token frequencies."""
+        counts = torch.tensor(np.asarray(self.tgt_dict.count, dtype=np.float64))
+        return torch.where(self.x0_support(), counts, torch.zeros_like(counts))
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+        check_lengths(self.datasets[split], split, self.cfg)
+
+    def max_positions(self):
+        return (self.cfg.max_source_positions, self.cfg.max_target_positions)
+
+    def valid_step(self, sample, model, criterion):
+        """Validation draws its timesteps and noise from a seed fixed per batch, so the valid loss is comparable
+        across epochs."""
+        with utils.set_torch_seed(self.cfg.seed * 1_000_003 + int(sample["id"][0])):
+            return super().valid_step(sample, model, criterion)
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
+        """The D3PM sampler. ``args`` (fairseq's generation options, or --eval-bleu-args during training) may
+        override the task's decoding options of the same names, e.g. '{"d3pm_decode_steps": 4}'."""
+        options = {name: getattr(args, name, None) for name in DECODING_OPTIONS}
+        options = {name: getattr(self.cfg, name) if value is None else value for name, value in options.items()}
+        config = sampling_config(options)
+        for model in models:
+            try:
+                timestep_grid(model.transition.num_steps, config.steps)
+            except ValueError as err:
+                raise SystemExit(f"error: --d3pm-decode-steps: {err}") from None
+        return D3PMGenerator(self.tgt_dict, config, seed=self.cfg.seed, max_len_a=getattr(args, "max_len_a", 0.0),
+                             max_len_b=getattr(args, "max_len_b", 200))
+
+
+DECODING_OPTIONS = ("d3pm_decode_steps", "d3pm_decoding", "d3pm_temperature")
+
+
+def sampling_config(options) -> SamplingConfig:
+    """The core's SamplingConfig from a config or a dict of DECODING_OPTIONS; one clear line if invalid."""
+    if not isinstance(options, dict):
+        options = {name: getattr(options, name) for name in DECODING_OPTIONS}
+    try:
+        return SamplingConfig(steps=options["d3pm_decode_steps"], mode=str(options["d3pm_decoding"]),
+                              temperature=options["d3pm_temperature"])
+    except ValueError as err:
+        raise SystemExit(f"error: invalid d3pm decoding option: {err}") from None
