@@ -27,7 +27,9 @@ from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
-METHODS = ("d3pm",)
+METHODS = ("d3pm", "diffuseq")
+# per method: T, reverse steps when decoding (the scripts' defaults when not given)
+DEFAULT_STEPS = {"d3pm": (1000, 20), "diffuseq": (2000, 200)}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,22 +39,34 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "arch METHOD_small (3+3 layers, d 256) or METHOD_tiny (tests)")
     parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"),
                         help="sentencepiece model of the data (detokenizes the output)")
-    parser.add_argument("--diffusion-steps", type=int, default=1000, help="T, the length of the forward chain")
-    parser.add_argument("--decode-steps", type=int, default=20, help="reverse steps when decoding (<= T)")
+    parser.add_argument("--diffusion-steps", type=int,
+                        help="T, the length of the forward chain (default: d3pm 1000, diffuseq 2000)")
+    parser.add_argument("--decode-steps", type=int,
+                        help="reverse steps when decoding, <= T (default: d3pm 20, diffuseq 200)")
     parser.add_argument("--transition", choices=TRANSITIONS, default="absorbing", help="d3pm: forward process")
     parser.add_argument("--decoding", choices=DECODING_MODES, default="argmax", help="d3pm: argmax or sample")
+    parser.add_argument("--sequence-length", type=int, default=64,
+                        help="diffuseq: tokens of the joint sequence x </s> y </s> ... (longer sources are skipped "
+                             "in training and refused in decoding)")
+    parser.add_argument("--mbr-samples", type=int, default=1, help="diffuseq: samples per sentence for MBR")
+    parser.add_argument("--clamping", choices=("on", "off"), default="on", help="diffuseq: the clamping trick")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per decoding batch")
     parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
     parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
     args = parser.parse_args(argv)
     if args.save_dir == Path(""):
         args.save_dir = Path("checkpoints") / args.method
+    diffusion_steps, decode_steps = DEFAULT_STEPS[args.method]
+    args.diffusion_steps = args.diffusion_steps or diffusion_steps
+    args.decode_steps = args.decode_steps or decode_steps
     return args
 
 
 def train_command(args: argparse.Namespace) -> list:
     method_options = {
         "d3pm": ["--transition", args.transition, "--num-diffusion-timesteps", args.diffusion_steps],
+        "diffuseq": ["--num-diffusion-timesteps", args.diffusion_steps, "--sequence-length", args.sequence_length,
+                     "--skip-invalid-size-inputs-valid-test"],
     }[args.method]
     return [args.data, "--user-dir", USER_DIR, "--task", args.method, "--arch", f"{args.method}_{args.model_size}",
             "--criterion", f"{args.method}_loss", *method_options, *training_options(args),
@@ -62,6 +76,8 @@ def train_command(args: argparse.Namespace) -> list:
 def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
     method_options = {
         "d3pm": ["--d3pm-decode-steps", args.decode_steps, "--d3pm-decoding", args.decoding],
+        "diffuseq": ["--diffuseq-decode-steps", args.decode_steps, "--diffuseq-mbr-samples", args.mbr_samples,
+                     "--diffuseq-clamping", args.clamping],
     }[args.method]
     return [args.data, "--user-dir", USER_DIR, "--task", args.method, "--gen-subset", "test", "--path", checkpoint,
             *method_options, "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b,
@@ -88,6 +104,9 @@ def main(argv=None) -> int:
                "generate_output": str(output), **corpus_bleu(hypotheses, references)}
     if args.method == "d3pm":
         results.update(transition=args.transition, decoding=args.decoding, diffusion_steps=args.diffusion_steps)
+    if args.method == "diffuseq":
+        results.update(diffusion_steps=args.diffusion_steps, sequence_length=args.sequence_length,
+                       mbr_samples=args.mbr_samples, clamping=args.clamping)
     with atomic_write(args.save_dir / "results.json") as out:
         json.dump(results, out, indent=2)
     print(f"{args.method} ({args.model_size}, {args.decode_steps} steps) test BLEU = {results['bleu']:.2f}")

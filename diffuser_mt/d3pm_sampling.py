@@ -51,9 +51,10 @@ def timestep_grid(num_steps: int, steps: int) -> list[int]:
     return [num_steps * (steps - i) // steps for i in range(steps + 1)]
 
 
-def sentence_generator(seed: int, sentence_id: int) -> torch.Generator:
-    """A CPU generator for one sentence, seeded from (seed, sentence id)."""
-    state = np.random.SeedSequence([seed, sentence_id]).generate_state(2, dtype=np.uint32)
+def sentence_generator(seed: int, sentence_id: int, *stream: int) -> torch.Generator:
+    """A CPU generator for one sentence, seeded from (seed, sentence id, *stream); ``stream`` tells apart several
+    independent draws of one sentence (e.g. the samples of MBR decoding)."""
+    state = np.random.SeedSequence([seed, sentence_id, *stream]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +69,26 @@ from diffuser_mt.d3pm_sampling import timestep_grid
 from diffuser_mt.diffuseq_schedules import GaussianSchedule
 
 VARIANCES = ("beta", "posterior")
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """steps: reverse steps N (1 <= N <= T; N = T is ancestral DDPM, else DDIM); clamp: snap every x_0 estimate
+    to its nearest embedding; mbr_samples: k samples per sentence, of which MBR keeps one (1 = no MBR);
+    variance: the ancestral noise (one of VARIANCES)."""
+
+    steps: int = 200
+    clamp: bool = True
+    mbr_samples: int = 1
+    variance: str = "beta"
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"the number of decoding steps must be >= 1, got {self.steps}")
+        if self.mbr_samples < 1:
+            raise ValueError(f"the number of MBR samples must be >= 1, got {self.mbr_samples}")
+        if self.variance not in VARIANCES:
+            raise ValueError(f"unknown reverse variance {self.variance!r}; choose one of {', '.join(VARIANCES)}")
 
 # denoise(z_t (B, L, D), t (B,) long 0-based, prev_x0 (B, L, D) or None) -> x_0 estimate (B, L, D)
 Denoiser = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
@@ -133,9 +153,10 @@ def training_terms(schedule: GaussianSchedule, emb_w: Tensor, z0: Tensor, x0_pre
     def mean(values: Tensor) -> Tensor:  # (B, L) -> (B,), over the counted positions
         return torch.where(counted, values, torch.zeros_like(values)).sum(1) / count
 
-    def cross_entropy(vectors: Tensor) -> Tensor:
-        logits = logits_fn(vectors).float()
-        return F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none").view_as(tokens)
+    def cross_entropy(vectors: Tensor) -> Tensor:  # (B, L, D) -> (B, L), projecting only the counted positions
+        values = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
+        values[counted] = F.cross_entropy(logits_fn(vectors[counted]).float(), tokens[counted], reduction="none")
+        return values
 
     target = torch.where((t == 0).view(-1, 1, 1), emb_w, z0)
     mse = mean(((x0_pred - target) ** 2).mean(-1))
@@ -242,18 +263,21 @@ def clamp_to_embeddings(x0_hat: Tensor, embedding_weight: Tensor) -> tuple[Tenso
 
 @torch.no_grad()
 def sample_reverse(schedule: GaussianSchedule, denoise: Denoiser, z_T: Tensor, anchor: Tensor, target_mask: Tensor,
-                   steps: int, generator: torch.Generator, clamp_embeddings: Tensor | None = None,
+                   steps: int, generators: Sequence[torch.Generator], clamp_embeddings: Tensor | None = None,
                    self_condition: bool = False, variance: str = "beta") -> Tensor:
     """Run the reverse process from z_T and return the final x_0 estimate (B, L, D), source positions = anchor.
 
     z_T: the start (B, L, D), N(0, I) at target positions; anchor: the clean source embeddings (B, L, D), only
     read where ``target_mask`` (B, L) is False; steps: N in 1..T (ancestral DDPM when N = T, else DDIM η = 0);
-    generator: a CPU generator for the ancestral noise; clamp_embeddings: the embedding matrix (V, D) that every
+    generators: one CPU generator per row, which draws that row's ancestral noise (so a row's sample does not
+    depend on the other rows of its batch); clamp_embeddings: the embedding matrix (V, D) that every
     x_0 estimate is snapped to, or None; self_condition: pass the previous step's (unclamped) x_0 estimate to
     ``denoise`` (zeros at the first step) instead of None; variance: one of VARIANCES (DDPM only).
     """
     if variance not in VARIANCES:
         raise ValueError(f"unknown reverse variance {variance!r}; choose one of {', '.join(VARIANCES)}")
+    if len(generators) != z_T.size(0):
+        raise ValueError(f"sampling needs one generator per row: {len(generators)} for {z_T.size(0)} rows")
     times = timestep_grid(schedule.num_steps, steps)
     keep = target_mask.unsqueeze(-1)
     z = torch.where(keep, z_T, anchor)
@@ -268,7 +292,7 @@ def sample_reverse(schedule: GaussianSchedule, denoise: Denoiser, z_T: Tensor, a
         if nxt == 0:  # both updates land on x_0 (ᾱ_{-1} = 1, no noise)
             break
         if steps == schedule.num_steps:
-            z = _ancestral_step(schedule, x0, z, now - 1, variance, generator)
+            z = _ancestral_step(schedule, x0, z, now - 1, variance, generators)
         else:
             z = _ddim_step(schedule, x0, z, now - 1, nxt - 1)
         z = torch.where(keep, z, anchor)
@@ -276,12 +300,17 @@ def sample_reverse(schedule: GaussianSchedule, denoise: Denoiser, z_T: Tensor, a
 
 
 def _ancestral_step(schedule: GaussianSchedule, x0: Tensor, z_t: Tensor, t: int, variance: str,
-                    generator: torch.Generator) -> Tensor:
-    """z_{t-1} = μ̃_t(x0, z_t) + σ_t ε for t >= 1, σ_t² = β_t or β̃_t."""
+                    generators: Sequence[torch.Generator]) -> Tensor:
+    """z_{t-1} = μ̃_t(x0, z_t) + σ_t ε for t >= 1, σ_t² = β_t or β̃_t; row i's ε from generators[i]."""
     mean, _ = q_posterior_mean_variance(schedule, x0, z_t, torch.full((z_t.size(0),), t, device=z_t.device))
     table = schedule.betas if variance == "beta" else schedule.posterior_variance
-    noise = torch.randn(z_t.shape, generator=generator, dtype=z_t.dtype).to(z_t.device)
+    noise = row_normal(z_t.shape, generators, z_t.dtype).to(z_t.device)
     return mean + table[t].item() ** 0.5 * noise
+
+
+def row_normal(shape: Sequence[int], generators: Sequence[torch.Generator], dtype=torch.float32) -> Tensor:
+    """A standard normal tensor of ``shape`` (B, ...) on the CPU whose row i is drawn from generators[i]."""
+    return torch.stack([torch.randn(tuple(shape[1:]), generator=generator, dtype=dtype) for generator in generators])
 
 
 def _ddim_step(schedule: GaussianSchedule, x0: Tensor, z_t: Tensor, t: int, s: int) -> Tensor:

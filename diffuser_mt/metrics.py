@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Sequence
 
 from sacrebleu.metrics import BLEU
 from sacrebleu.metrics.bleu import BLEUScore
@@ -41,6 +42,19 @@ def bleu_result(score: BLEUScore, signature: str) -> dict:
 def corpus_bleu(hyps: list[str], refs: list[str], tokenize: str = "13a", lowercase: bool = False) -> dict:
     """Corpus BLEU of N hypotheses against N references, as ``bleu_result`` describes it."""
     return bleu_result(*bleu_score(hyps, refs, tokenize, lowercase))
+
+
+def mbr_select(candidates: Sequence[str], tokenize: str = "none") -> int:
+    """Minimum Bayes risk choice among samples of one sentence, with BLEU as the utility (DiffuSeq's MBR):
+    the index of the candidate whose mean sentence BLEU against the other candidates is highest (the first on
+    ties; 0 for a single candidate). ``tokenize`` "none" suits space-separated subword pieces."""
+    if len(candidates) < 2:
+        return 0
+    metric = BLEU(tokenize=tokenize, effective_order=True)
+    utilities = [sum(metric.sentence_score(candidate, [other]).score
+                     for j, other in enumerate(candidates) if j != i)
+                 for i, candidate in enumerate(candidates)]
+    return max(range(len(candidates)), key=lambda i: (utilities[i], -i))
 
 
 def split_sentences(document: str, separator: str = DEFAULT_SENTENCE_SEPARATOR) -> list[str]:

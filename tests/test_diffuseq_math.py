@@ -12,6 +12,7 @@ from diffuser_mt.diffuseq_diffusion import (
     clamp_to_embeddings,
     q_posterior_mean_variance,
     q_sample,
+    row_normal,
     sample_reverse,
     self_condition_input,
     training_terms,
@@ -312,6 +313,10 @@ class Oracle:
         return torch.where(TARGET.unsqueeze(-1), self.x0 + 0.01 * len(self.calls), z_t)
 
 
+def row_generators(rows, seed):
+    return [torch.Generator().manual_seed(seed * 1000 + row) for row in range(rows)]
+
+
 def start(schedule, x0, seed=1):
     """z_T ~ q(z_{T-1} | x0) at target positions (and x0 elsewhere), with its noise."""
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=x0.dtype)
@@ -328,7 +333,7 @@ def test_sampling_with_an_oracle_recovers_the_target_and_keeps_the_anchor(steps,
     denoise = Oracle(emb, error=0.3)
     anchor = emb[TOKENS]
     z_T = torch.randn(2, 6, D, generator=torch.Generator().manual_seed(2))
-    x0 = sample_reverse(schedule, denoise, z_T, anchor, TARGET, steps, torch.Generator().manual_seed(3),
+    x0 = sample_reverse(schedule, denoise, z_T, anchor, TARGET, steps, row_generators(2, 3),
                         clamp_embeddings=emb if clamp else None)
     assert len(denoise.calls) == steps
     grid = [20 * (steps - i) // steps - 1 for i in range(steps)]
@@ -358,7 +363,7 @@ def test_ddim_with_an_exact_x0_follows_the_forward_marginal_of_the_starting_nois
         calls.append((z_t.clone(), t[0].item()))
         return x0
 
-    out = sample_reverse(schedule, denoise, z_T, x0, TARGET, 8, torch.Generator().manual_seed(0))
+    out = sample_reverse(schedule, denoise, z_T, x0, TARGET, 8, row_generators(2, 0))
     assert [t for _, t in calls] == [39, 34, 29, 24, 19, 14, 9, 4]
     for z_t, t in calls:
         alpha = schedule.alphas_cumprod[t].item()
@@ -380,7 +385,7 @@ def test_ddpm_with_an_exact_x0_and_posterior_variance_follows_the_forward_margin
         seen[t[0].item()] = z_t[:, 2:]
         return x0
 
-    sample_reverse(schedule, denoise, z_T, x0, target, 10, torch.Generator().manual_seed(1), variance="posterior")
+    sample_reverse(schedule, denoise, z_T, x0, target, 10, row_generators(n, 1), variance="posterior")
     for t in [7, 4, 1, 0]:
         alpha = schedule.alphas_cumprod[t].item()
         mean, var = seen[t].mean(0).squeeze(-1), seen[t].var(0).squeeze(-1)
@@ -402,7 +407,7 @@ def test_ancestral_step_adds_noise_of_the_chosen_variance_around_the_posterior_m
         seen[t[0].item()] = z_t
         return x0
 
-    sample_reverse(schedule, denoise, z_T, x0, target, 3, torch.Generator().manual_seed(1), variance=variance)
+    sample_reverse(schedule, denoise, z_T, x0, target, 3, row_generators(n, 1), variance=variance)
     mean, _ = q_posterior_mean_variance(schedule, x0, z_T, torch.full((n,), 2))
     residual = (seen[1] - mean)[target]
     assert residual.mean().item() == pytest.approx(0.0, abs=0.02)
@@ -416,7 +421,7 @@ def test_self_conditioning_passes_the_previous_estimate(steps):
     emb = embedding_matrix()
     denoise = Oracle(emb)
     z_T = torch.randn(2, 6, D, generator=torch.Generator().manual_seed(2))
-    sample_reverse(schedule, denoise, z_T, emb[TOKENS], TARGET, steps, torch.Generator().manual_seed(3),
+    sample_reverse(schedule, denoise, z_T, emb[TOKENS], TARGET, steps, row_generators(2, 3),
                    clamp_embeddings=emb, self_condition=True)
     assert torch.equal(denoise.calls[0][2], torch.zeros(2, 6, D))
     for i in range(1, steps):  # the previous call's raw (unclamped) output
@@ -433,9 +438,28 @@ def test_sampling_is_reproducible_from_the_generator():
     def denoise(z_t, t, prev_x0):  # depends on z_t, so the ancestral noise shows in the output
         return 0.5 * z_t
 
-    runs = [sample_reverse(schedule, denoise, z_T, emb[TOKENS], TARGET, 20, torch.Generator().manual_seed(seed))
+    runs = [sample_reverse(schedule, denoise, z_T, emb[TOKENS], TARGET, 20, row_generators(2, seed))
             for seed in (0, 0, 1)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
+def test_a_rows_sample_does_not_depend_on_the_other_rows():
+    schedule = make_schedule("sqrt", 20)
+    emb = embedding_matrix()
+    z_T = torch.randn(2, 6, D)
+
+    def denoise(z_t, t, prev_x0):
+        return 0.5 * z_t
+
+    both = sample_reverse(schedule, denoise, z_T, emb[TOKENS], TARGET, 20, row_generators(2, 5))
+    generator = row_generators(2, 5)[1]
+    alone = sample_reverse(schedule, denoise, z_T[1:], emb[TOKENS][1:], TARGET[1:], 20, [generator])
+    assert torch.equal(both[1:], alone)
+
+
+def test_row_normal_draws_row_i_from_generator_i():
+    rows = row_normal((2, 3, 4), row_generators(2, 9))
+    assert torch.equal(rows[1], torch.randn(3, 4, generator=row_generators(2, 9)[1]))
 
 
 def test_self_condition_input_is_zeros_or_a_gradient_free_first_pass_half_the_time():
@@ -481,10 +505,10 @@ def test_invalid_settings_raise_clear_errors(build, message):
 
 
 @pytest.mark.parametrize("options, message", [({"steps": 0}, "decoding steps"), ({"steps": 21}, "decoding steps"),
-                                              ({"variance": "large"}, "unknown reverse variance")])
+                                              ({"variance": "large"}, "unknown reverse variance"),
+                                              ({"generators": row_generators(1, 0)}, "one generator per row")])
 def test_invalid_sampling_settings_raise_clear_errors(options, message):
     emb = embedding_matrix()
-    settings = {"steps": 5, **options}
+    settings = {"steps": 5, "generators": row_generators(2, 0), **options}
     with pytest.raises(ValueError, match=message):
-        sample_reverse(make_schedule("sqrt", 20), Oracle(emb), torch.zeros(2, 6, D), emb[TOKENS], TARGET,
-                       generator=torch.Generator(), **settings)
+        sample_reverse(make_schedule("sqrt", 20), Oracle(emb), torch.zeros(2, 6, D), emb[TOKENS], TARGET, **settings)
