@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -30,6 +30,24 @@ class EditModel(abc.ABC):
     @abc.abstractmethod
     def next_token_log_probs(self, rows: Sequence[int], prefixes: Sequence[Sequence[int]]) -> torch.Tensor:
         """For each generator prefix ([bos] + canvas + fill section so far): next-token log-probs, (len(prefixes), V)."""
+
+    def start_fills(self, rows: Sequence[int], prefixes: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor]:
+        """Begin writing after each prefix: an opaque generation state holding len(prefixes) hypotheses, and their
+        next-token log-probs (len(prefixes), V).
+
+        This default keeps the prefixes and calls ``next_token_log_probs`` on the whole prefix at every token; a
+        model with a key/value cache overrides ``start_fills`` and ``extend_fills`` (same results).
+        """
+        state = ([int(row) for row in rows], [tuple(prefix) for prefix in prefixes])
+        return state, self.next_token_log_probs(*state)
+
+    def extend_fills(self, state: Any, parents: Sequence[int], tokens: Sequence[int]) -> tuple[Any, torch.Tensor]:
+        """A new state whose hypothesis j is hypothesis ``parents[j]`` of ``state`` followed by ``tokens[j]``, and
+        its next-token log-probs (len(tokens), V)."""
+        rows, prefixes = state
+        state = ([rows[parent] for parent in parents],
+                 [prefixes[parent] + (int(token),) for parent, token in zip(parents, tokens)])
+        return state, self.next_token_log_probs(*state)
 
 
 @dataclass(frozen=True)

@@ -89,40 +89,44 @@ def fill_spans(model: EditModel, requests: Sequence[FillRequest], vocab: DecodeV
     for request in requests:
         if not 1 <= request.num_spans <= vocab.max_spans:
             raise ValueError(f"a fill request needs 1..{vocab.max_spans} spans, got {request.num_spans}")
+    if not requests:
+        return []
     ids = vocab.ids
-    prefixes = [[ids.bos, *request.canvas, ids.sentinels[0]] for request in requests]
-    active = {i: [_Partial(i, (), 0, 0, 0.0)] for i in range(len(requests))}
+    partials = [_Partial(i, (), 0, 0, 0.0) for i in range(len(requests))]
+    state, log_probs = model.start_fills([request.row for request in requests],
+                                         [[ids.bos, *request.canvas, ids.sentinels[0]] for request in requests])
     finished: dict[int, list[FillCandidate]] = {i: [] for i in range(len(requests))}
-    while active:
-        partials = [partial for group in active.values() for partial in group]
-        log_probs = model.next_token_log_probs(
-            [requests[p.request].row for p in partials], [prefixes[p.request] + list(p.generated) for p in partials])
+    while partials:
         terminators = [_terminator(p, requests[p.request], ids) for p in partials]
         allowed = _allowed_log_probs(log_probs.float(), vocab.fillable, terminators,
                                      [p.fill_tokens >= requests[p.request].budget for p in partials])
-        by_request: dict[int, list[tuple[_Partial, torch.Tensor, int]]] = {}
-        for partial, row_log_probs, terminator in zip(partials, allowed, terminators):
-            by_request.setdefault(partial.request, []).append((partial, row_log_probs, terminator))
-        next_active = {}
+        by_request: dict[int, list[tuple[int, _Partial, torch.Tensor, int]]] = {}
+        for index, (partial, row_log_probs, terminator) in enumerate(zip(partials, allowed, terminators)):
+            by_request.setdefault(partial.request, []).append((index, partial, row_log_probs, terminator))
+        continuing: list[tuple[int, int, _Partial]] = []  # (parent index in the state, token, extended partial)
         for i, expansions in by_request.items():
             if search.nucleus_p > 0:
-                (partial, row_log_probs, terminator), = expansions
+                (index, partial, row_log_probs, terminator), = expansions
                 token = _sample_nucleus(row_log_probs, search.nucleus_p, rngs[i])
-                choices = [(partial, token, float(row_log_probs[token]), terminator)]
+                choices = [(index, partial, token, float(row_log_probs[token]), terminator)]
             else:
                 choices = _top_continuations(expansions, search.beam)
             survivors = []
-            for partial, token, log_prob, terminator in choices:
+            for index, partial, token, log_prob, terminator in choices:
                 extended = _extend(partial, token, log_prob, terminator)
                 if extended.span == requests[i].num_spans:
                     finished[i].append(_as_candidate(extended, ids))
                 else:
-                    survivors.append(extended)
+                    survivors.append((index, token, extended))
                 if len(finished[i]) >= search.beam or len(survivors) == search.beam:
                     break
-            if survivors and len(finished[i]) < search.beam:
-                next_active[i] = survivors
-        active = next_active
+            if len(finished[i]) < search.beam:
+                continuing += survivors
+        if not continuing:
+            break
+        state, log_probs = model.extend_fills(state, [index for index, _, _ in continuing],
+                                              [token for _, token, _ in continuing])
+        partials = [extended for _, _, extended in continuing]
     return [sorted(finished[i], key=lambda c: -c.mean_log_prob)[: search.beam] for i in range(len(requests))]
 
 
@@ -140,12 +144,13 @@ def _allowed_log_probs(log_probs: torch.Tensor, fillable: torch.Tensor, terminat
 
 
 def _top_continuations(expansions, beam: int):
-    """The ``beam`` best (partial, token, token log-prob, terminator) by cumulative log-prob, best first."""
+    """The ``beam`` best (index, partial, token, token log-prob, terminator) by cumulative log-prob, best first."""
     pool = []
-    for partial, row_log_probs, terminator in expansions:
+    for index, partial, row_log_probs, terminator in expansions:
         k = min(beam, int(torch.isfinite(row_log_probs).sum()))
         values, tokens = row_log_probs.topk(k)
-        pool += [(partial.log_prob + float(v), partial, int(t), float(v), terminator) for v, t in zip(values, tokens)]
+        pool += [(partial.log_prob + float(v), index, partial, int(t), float(v), terminator)
+                 for v, t in zip(values, tokens)]
     pool.sort(key=lambda entry: -entry[0])
     return [entry[1:] for entry in pool[: 2 * beam]]
 

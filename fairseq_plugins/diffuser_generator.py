@@ -21,6 +21,7 @@ from diffuser_mt.edit_decoder import DecodeConfig, Hypothesis, decode
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.start_states import random_start
 from diffuser_mt.traces import EditStep, format_history_line
+from fairseq_plugins import cached_decoding
 
 
 class FairseqEditModel(EditModel):
@@ -52,6 +53,38 @@ class FairseqEditModel(EditModel):
         features, _ = self.model.generator.decoder(tokens, encoder_out=encoder_out, features_only=True)
         last = torch.tensor([len(prefix) - 1 for prefix in prefixes], device=self.device)
         return self.model.generator_log_probs(features[torch.arange(len(prefixes), device=self.device), last]).float()
+
+    def start_fills(self, rows, prefixes):
+        """As ``next_token_log_probs``, but keeps the generator's keys and values (``cached_decoding``)."""
+        rows = self._rows(rows)
+        encoder_out = self.model.generator.encoder.reorder_encoder_out(self.generator_encoder_out, rows)
+        lengths = torch.tensor([len(prefix) for prefix in prefixes], device=self.device)
+        cache: dict = {}
+        features = cached_decoding.prefill(self.model.generator.decoder, self._collate(prefixes), encoder_out, cache)
+        last = features[torch.arange(len(prefixes), device=self.device), lengths - 1]
+        return _FillState(rows, lengths, encoder_out, cache), self.model.generator_log_probs(last).float()
+
+    def extend_fills(self, state, parents, tokens):
+        """Consumes ``state``: its cache is reordered and extended in place."""
+        order = self._rows(parents)
+        decoder = self.model.generator.decoder
+        cached_decoding.reorder(decoder, state.cache, order)
+        encoder_out = self.model.generator.encoder.reorder_encoder_out(state.encoder_out, order)
+        lengths = state.lengths[order]
+        features = cached_decoding.step(decoder, self._rows(tokens), lengths, encoder_out, state.cache)
+        return (_FillState(state.rows[order], lengths + 1, encoder_out, state.cache),
+                self.model.generator_log_probs(features).float())
+
+
+@dataclass
+class _FillState:
+    """Hypotheses being filled: source row and tokens read so far (the next position) of each, the generator
+    encoder's output in their order, and the decoder's key/value cache."""
+
+    rows: torch.Tensor
+    lengths: torch.Tensor
+    encoder_out: dict
+    cache: dict
 
 
 @dataclass(frozen=True)
