@@ -9,6 +9,7 @@ ENV_STAMP := $(VENV)/.installed
 DATA_BIN := data-bin/ding.en-de
 DING := /usr/share/trans/de-en
 DEMO_MINUTES ?= 15
+BENCH_MINUTES ?= 15
 PYTEST_ARGS ?=
 
 .PHONY: setup data demo test bench clean-venv
@@ -44,7 +45,7 @@ demo: data
 
 bench: data
 	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
-	$(PY) benchmarks/decode_speed.py --data $(DATA_BIN)
+	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES)
 
 test: $(ENV_STAMP) $(DING)
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -19,33 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.common import PARAMS_PATTERN, SYSTEMS, machine, write_results  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
-from diffuser_mt.textio import atomic_write  # noqa: E402
-
-SYSTEMS = {
-    "transformer": ["--task", "translation", "--arch", "transformer_cpu_{size}", "--share-all-embeddings",
-                    "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"],
-    "levenshtein_transformer": ["--task", "translation_lev", "--noise", "random_delete",
-                                "--arch", "levenshtein_transformer_cpu_{size}", "--share-all-embeddings",
-                                "--criterion", "nat_loss", "--label-smoothing", "0.1"],
-    "diffuser": ["--task", "diffuser", "--arch", "diffuser_{size}", "--criterion", "diffuser_loss"],
-}
-PARAMS_PATTERN = re.compile(r"num\. shared model params: ([\d,]+)")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,13 +90,6 @@ def corruption_seconds_per_token(args: argparse.Namespace) -> float:
     return (time.perf_counter() - start) / tokens
 
 
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform()}
-
-
 def markdown(results: dict) -> str:
     rows = ["| system | parameters | target tokens/s | ratio to transformer |", "|---|---|---|---|"]
     for system, figures in results["systems"].items():
@@ -121,16 +100,6 @@ def markdown(results: dict) -> str:
     rows.append(f"DiffusER data loader: {share['microseconds_per_token']:.1f} µs per target token, "
                 f"{100 * share['share_of_step']:.1f}% of a DiffusER training step's time per token.")
     return "\n".join(rows) + "\n"
-
-
-def write_results(out: Path, results: dict, table: str) -> None:
-    """OUT.json (the figures) and OUT.md (the table the README shows), written atomically; the table printed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out.with_suffix(".json")) as stream:
-        json.dump(results, stream, indent=2)
-    with atomic_write(out.with_suffix(".md")) as stream:
-        stream.write(table)
-    print(table)
 
 
 def main(argv=None) -> int:
