@@ -21,6 +21,8 @@ from diffuser_mt.diffuseq_diffusion import VARIANCES, DecodingConfig
 from fairseq_plugins.diffuseq_generator import DiffuSeqGenerator
 from fairseq_plugins.tasks.diffuser_task import check_lengths
 
+SWITCH = ("on", "off")
+
 
 @dataclass
 class DiffuSeqTaskConfig(TranslationConfig):
@@ -34,7 +36,7 @@ class DiffuSeqTaskConfig(TranslationConfig):
         default=200,
         metadata={"help": "decoding: reverse steps N on an evenly strided grid (1 <= N <= T): N = T is ancestral "
                           "DDPM sampling as in DiffuSeq, N < T deterministic DDIM"})
-    diffuseq_clamping: ChoiceEnum(["on", "off"]) = field(
+    diffuseq_clamping: ChoiceEnum(SWITCH) = field(
         default="on", metadata={"help": "decoding: snap every z_0 estimate to its nearest word embedding "
                                         "(DiffuSeq's clamping trick)"})
     diffuseq_mbr_samples: int = field(
