@@ -3,11 +3,19 @@
 Nothing is reimplemented: BLEU is ``sacrebleu.metrics.BLEU`` and ROUGE is
 ``rouge_score.rouge_scorer.RougeScorer``; this module only prepares their
 inputs and formats their results.
+
+``compound-bleu`` is the tokenized BLEU of the non-autoregressive MT
+literature on WMT'14 En-De (fairseq's scripts/compound_split_bleu.sh):
+tokenized text, every hyphen inside a word split off as ``##AT##-##AT##``,
+then multi-bleu (no smoothing). Here the tokens are sacreBLEU's (13a by
+default, close to the Moses tokenizer) and multi-bleu is
+``BLEU(tokenize="none", smooth_method="none")`` on the split text.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 
 from sacrebleu.metrics import BLEU
 from sacrebleu.metrics.bleu import BLEUScore
@@ -41,6 +49,36 @@ def bleu_result(score: BLEUScore, signature: str) -> dict:
 def corpus_bleu(hyps: list[str], refs: list[str], tokenize: str = "13a", lowercase: bool = False) -> dict:
     """Corpus BLEU of N hypotheses against N references, as ``bleu_result`` describes it."""
     return bleu_result(*bleu_score(hyps, refs, tokenize, lowercase))
+
+
+COMPOUND_HYPHEN = re.compile(r"(\S)-(\S)")
+COMPOUND_SPLIT = r"\1 ##AT##-##AT## \2"
+
+
+def compound_split(text: str) -> str:
+    """``text`` with each hyphen between two non-spaces split off as `` ##AT##-##AT## ``.
+
+    Matches do not overlap and run left to right, exactly as the perl
+    ``s{(\\S)-(\\S)}{$1 ##AT##-##AT## $2}g`` of compound_split_bleu.sh:
+    ``a-b-c`` becomes ``a ##AT##-##AT## b-c``.
+    """
+    return COMPOUND_HYPHEN.sub(COMPOUND_SPLIT, text)
+
+
+def compound_split_bleu(
+    hyps: list[str], refs: list[str], tokenize: str = "13a", lowercase: bool = False
+) -> tuple[BLEUScore, str]:
+    """Tokenized, compound-split corpus BLEU of N detokenized hypotheses against N references.
+
+    Returns sacrebleu's score and a signature whose ``tok:`` field names the
+    tokenizer and the compound split (``tok:13a+compound-split``).
+    """
+    tokenizer = BLEU(tokenize=tokenize).tokenizer
+    metric = BLEU(tokenize="none", lowercase=lowercase, smooth_method="none")
+    score = metric.corpus_score([compound_split(tokenizer(hyp)) for hyp in hyps],
+                                [[compound_split(tokenizer(ref)) for ref in refs]])
+    signature = str(metric.get_signature()).replace("tok:none", f"tok:{tokenize}+compound-split")
+    return score, signature
 
 
 def split_sentences(document: str, separator: str = DEFAULT_SENTENCE_SEPARATOR) -> list[str]:
@@ -96,8 +134,19 @@ def nonempty_separator(text: str) -> str:
 
 
 def bleu_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> list[str]:
-    """Output lines for BLEU: one JSON line, or sacrebleu's ``BLEU = ...`` line and ``signature: ...``."""
+    """Output lines for sacreBLEU, in format_bleu's format."""
     score, signature = bleu_score(hyps, refs, args.tokenize, args.lowercase)
+    return format_bleu(args, score, signature)
+
+
+def compound_bleu_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> list[str]:
+    """Output lines for compound-split tokenized BLEU, in format_bleu's format."""
+    score, signature = compound_split_bleu(hyps, refs, args.tokenize, args.lowercase)
+    return format_bleu(args, score, signature)
+
+
+def format_bleu(args: argparse.Namespace, score: BLEUScore, signature: str) -> list[str]:
+    """One JSON line (with --json), or the ``BLEU = ...`` line and ``signature: ...``."""
     if args.json:
         return [json.dumps(bleu_result(score, signature))]
     return [str(score), f"signature: {signature}"]
@@ -111,7 +160,7 @@ def rouge_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> 
     return [f"{rouge_type} = {result[rouge_type]:.2f}" for rouge_type in ROUGE_TYPES]
 
 
-REPORTS = {"bleu": bleu_report, "rouge": rouge_report}
+REPORTS = {"bleu": bleu_report, "compound-bleu": compound_bleu_report, "rouge": rouge_report}
 
 
 def run_score(args: argparse.Namespace) -> None:
@@ -127,12 +176,16 @@ def add_subcommand(subparsers) -> None:
         help="corpus BLEU (sacrebleu) or ROUGE (rouge-score) of hypotheses against references",
         description="Score line-aligned hypotheses against references (one reference per line).",
     )
-    parser.add_argument("--metric", choices=sorted(REPORTS), required=True)
+    parser.add_argument("--metric", choices=sorted(REPORTS), required=True,
+                        help="bleu: sacreBLEU; compound-bleu: tokenized BLEU with ##AT##-##AT## compound "
+                             "splitting, no smoothing (the WMT'14 En-De figure of the NAT literature); "
+                             "rouge: ROUGE-1/2/L/Lsum")
     parser.add_argument("--hyp", required=True, help="hypotheses, one per line (UTF-8; empty lines allowed)")
     parser.add_argument("--ref", required=True, help="references, one per line (UTF-8; no empty lines)")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON line")
     parser.add_argument("--tokenize", choices=sorted(BLEU.TOKENIZERS), default=BLEU.TOKENIZER_DEFAULT,
-                        help="BLEU only: sacrebleu tokenizer (default: %(default)s)")
+                        help="BLEU only: sacrebleu tokenizer; for compound-bleu, the tokens that are split and "
+                             "counted (default: %(default)s)")
     parser.add_argument("--lowercase", action="store_true", help="BLEU only: case-insensitive BLEU")
     parser.add_argument(
         "--sentence-separator", type=nonempty_separator, default=DEFAULT_SENTENCE_SEPARATOR,
