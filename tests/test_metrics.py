@@ -260,7 +260,8 @@ def test_empty_sentence_separator_is_a_usage_error(capsys, german_files):
 
 @pytest.mark.parametrize("text, split", [
     ("ein gut-gemeinter Rat", "ein gut ##AT##-##AT## gemeinter Rat"),
-    ("Baden-Württemberg und Nordrhein-Westfalen", "Baden ##AT##-##AT## Württemberg und Nordrhein ##AT##-##AT## Westfalen"),
+    ("Baden-Württemberg und Nordrhein-Westfalen",
+     "Baden ##AT##-##AT## Württemberg und Nordrhein ##AT##-##AT## Westfalen"),
     ("a-b-c", "a ##AT##-##AT## b-c"),  # non-overlapping, as perl's s///g
     ("3 - 4", "3 - 4"),
     ("-x y-", "-x y-"),
