@@ -176,14 +176,17 @@ def test_without_datasets_the_hugging_face_path_is_one_line(tmp_path):
     assert not (tmp_path / "bin").exists()
 
 
-def test_tiny_diffuser_summarizes_the_test_stories_and_scores_rouge(prepared, tmp_path):
+def test_tiny_diffuser_trains_averages_summarizes_and_scores_rouge(prepared, tmp_path):
     root, _ = prepared
     data = root / "bin"
     fairseq("fairseq-train", data, *DIFFUSER_TINY, "--span-lambda", 8, "--max-source-positions", 1024,
-            "--max-target-positions", 512, "--max-update", 6, "--save-dir", tmp_path / "ckpt",
-            "--log-format", "json", "--log-interval", 1)
+            "--max-target-positions", 512, "--max-update", 6, "--save-interval-updates", 1,
+            "--keep-interval-updates", 2, "--save-dir", tmp_path / "ckpt", "--log-format", "json", "--log-interval", 1)
+    average = run_script("average_checkpoints.py", "--inputs", tmp_path / "ckpt", "--num-update-checkpoints", 2,
+                         "--output", tmp_path / "ckpt" / "checkpoint_avg2.pt")
+    assert average.returncode == 0 and "averaging 2 checkpoints" in average.stderr, average.stderr[-2000:]
     generated = fairseq("fairseq-generate", data, "--user-dir", REPO_ROOT / "fairseq_plugins", "--task", "diffuser",
-                        "--path", tmp_path / "ckpt" / "checkpoint_best.pt", "--gen-subset", "test",
+                        "--path", tmp_path / "ckpt" / "checkpoint_avg2.pt", "--gen-subset", "test",
                         "--decode-steps", 2, "--max-len-a", 0, "--max-len-b", 512, "--print-edit-history",
                         "--bpe", "sentencepiece", "--sentencepiece-model", root / "text" / "spm.model",
                         "--batch-size", 8, "--required-batch-size-multiple", 1, "--cpu")
