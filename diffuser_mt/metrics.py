@@ -20,7 +20,8 @@ import re
 from sacrebleu.metrics import BLEU
 from sacrebleu.metrics.bleu import BLEUScore
 
-from diffuser_mt.textio import InputError, read_parallel
+from diffuser_mt.generation_output import read_hypotheses
+from diffuser_mt.textio import InputError, read_lines, read_parallel
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 DEFAULT_SENTENCE_SEPARATOR = "<n>"
@@ -112,12 +113,20 @@ def corpus_rouge(
     return {**averages, "n": len(hyps)}
 
 
-def read_scoring_inputs(hyp_path: str, ref_path: str) -> tuple[list[str], list[str]]:
+def read_scoring_inputs(hyp_path: str, ref_path: str, generate_output: bool = False) -> tuple[list[str], list[str]]:
     """Read N >= 1 line-aligned hypotheses and references; an empty reference line is an InputError.
 
-    Empty hypothesis lines are kept: a system may legitimately output nothing.
+    With ``generate_output`` the hypotheses are the ``D-`` lines of a saved
+    fairseq-generate output, in sentence-id order. Empty hypothesis lines are
+    kept: a system may legitimately output nothing.
     """
-    hyps, refs = read_parallel(hyp_path, ref_path)
+    if generate_output:
+        hyps, refs = read_hypotheses(hyp_path, prefix="D"), read_lines(ref_path)
+        if len(hyps) != len(refs):
+            raise InputError(f"{hyp_path} has {len(hyps)} D- lines but {ref_path} has {len(refs)} lines; "
+                             "they must be line-aligned")
+    else:
+        hyps, refs = read_parallel(hyp_path, ref_path)
     if not refs:
         raise InputError(f"{ref_path}: no lines to score")
     for line_no, ref in enumerate(refs, start=1):
@@ -165,7 +174,7 @@ REPORTS = {"bleu": bleu_report, "compound-bleu": compound_bleu_report, "rouge": 
 
 def run_score(args: argparse.Namespace) -> None:
     """Print the ``--metric`` report of ``--hyp`` against ``--ref``."""
-    hyps, refs = read_scoring_inputs(args.hyp, args.ref)
+    hyps, refs = read_scoring_inputs(args.hyp, args.ref, args.generate_output)
     print("\n".join(REPORTS[args.metric](args, hyps, refs)))
 
 
@@ -182,6 +191,9 @@ def add_subcommand(subparsers) -> None:
                              "rouge: ROUGE-1/2/L/Lsum")
     parser.add_argument("--hyp", required=True, help="hypotheses, one per line (UTF-8; empty lines allowed)")
     parser.add_argument("--ref", required=True, help="references, one per line (UTF-8; no empty lines)")
+    parser.add_argument("--generate-output", action="store_true",
+                        help="--hyp is a saved fairseq-generate output: score its D- (detokenized) lines in "
+                             "sentence-id order")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON line")
     parser.add_argument("--tokenize", choices=sorted(BLEU.TOKENIZERS), default=BLEU.TOKENIZER_DEFAULT,
                         help="BLEU only: sacrebleu tokenizer; for compound-bleu, the tokens that are split and "

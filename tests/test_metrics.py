@@ -305,3 +305,25 @@ def test_compound_bleu_cli_prints_score_and_signature(capsys, german_files):
     assert signature_line.startswith("signature: nrefs:1|case:mixed|eff:no|tok:13a+compound-split|smooth:none|")
     result = score_json(capsys, "--metric", "compound-bleu", "--hyp", str(hyp), "--ref", str(ref))
     assert result["bleu"] == pytest.approx(compound_split_bleu(GERMAN_HYPS, GERMAN_REFS)[0].score)
+
+
+def test_a_fairseq_generate_output_is_scored_in_sentence_id_order(capsys, tmp_path, german_files):
+    hyp, ref = german_files
+    order = [3, 0, 4, 1, 2]  # batches finish out of corpus order
+    lines = []
+    for sentence_id in order:
+        lines += [f"S-{sentence_id}\tsource", f"H-{sentence_id}\t-0.5\tpieces",
+                  f"D-{sentence_id}\t-0.5\t{GERMAN_HYPS[sentence_id]}", f"P-{sentence_id}\t-0.5 -0.5"]
+    generate = write_lines(tmp_path / "generate-test.txt", lines)
+    for metric in ("bleu", "compound-bleu"):
+        from_text = score_json(capsys, "--metric", metric, "--hyp", str(hyp), "--ref", str(ref))
+        from_generate = score_json(capsys, "--metric", metric, "--generate-output", "--hyp", str(generate),
+                                   "--ref", str(ref))
+        assert from_generate == from_text
+    gap = write_lines(tmp_path / "gap.txt", lines[:8])  # sentences 3 and 0 only
+    code, _, err = run_score(capsys, "--metric", "bleu", "--generate-output", "--hyp", str(gap), "--ref", str(ref))
+    assert code == 1 and "no D- line for sentence ids [1, 2]" in err
+    four_refs = write_lines(tmp_path / "four.de", GERMAN_REFS[:4])
+    code, _, err = run_score(capsys, "--metric", "bleu", "--generate-output", "--hyp", str(generate),
+                             "--ref", str(four_refs))
+    assert code == 1 and "has 5 D- lines" in err and str(four_refs) in err
