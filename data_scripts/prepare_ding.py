@@ -24,30 +24,28 @@ by the next one.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import sentencepiece
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from data_scripts.corpus_build import (  # noqa: E402
+    binarize, check_output_dir, publish, staging_directory, train_sentencepiece)
 from data_scripts.ding import Extraction, Pair, ding_version, extract_pairs, split_pairs  # noqa: E402
-from data_scripts.fairseq_tools import run_fairseq  # noqa: E402
-from diffuser_mt.textio import InputError, current_umask, read_lines  # noqa: E402
+from diffuser_mt.textio import InputError, read_lines  # noqa: E402
 
 DEFAULT_DICTIONARY = Path("/usr/share/trans/de-en")
 PACKAGE = "trans-de-en"
 SPLITS = ("train", "valid", "test")
 LANGUAGES = ("en", "de")
-STAGING_SUFFIXES = (".prepare_ding.partial", ".prepare_ding.old")
+PROGRAM = "prepare_ding"
 
 
 def positive_int(text: str) -> int:
@@ -117,45 +115,6 @@ def debian_package_version(path: Path) -> str | None:
     return query.stdout.strip() or None
 
 
-def check_output_dir(path: Path) -> None:
-    """Raise InputError when an output path exists and is not a directory."""
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: exists and is not a directory")
-
-
-def remove_leftovers(final: Path) -> None:
-    """Remove staging directories of ``final`` left behind by an interrupted run."""
-    if not final.parent.is_dir():
-        return
-    for leftover in final.parent.glob(f".{final.name}.*"):
-        if leftover.is_dir() and leftover.name.endswith(STAGING_SUFFIXES):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def staging_directory(final: Path) -> Iterator[Path]:
-    """A fresh temporary directory next to ``final``, removed on exit unless published."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(final)
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=STAGING_SUFFIXES[0]))
-    staging.chmod(0o777 & ~current_umask())
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def publish(staging: Path, final: Path) -> None:
-    """Rename a complete staging directory onto ``final``, replacing what was there."""
-    if not final.exists():
-        os.replace(staging, final)
-        return
-    previous = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=STAGING_SUFFIXES[1]))
-    os.replace(final, previous / final.name)
-    os.replace(staging, final)
-    shutil.rmtree(previous)
-
-
 @dataclass
 class Corpus:
     """The dictionary's clean pairs, its Ding version and the pairs split by seed."""
@@ -188,24 +147,10 @@ def write_text(text_dir: Path, splits: dict[str, list[Pair]]) -> None:
                 out.writelines(f"{pair[index]}\n" for pair in pairs)
 
 
-def train_sentencepiece(text_dir: Path, vocab_size: int, seed: int) -> Path:
+def train_ding_sentencepiece(text_dir: Path, vocab_size: int, seed: int) -> Path:
     """Train the joint unigram model on train.en + train.de; return the model path."""
-    prefix = text_dir / "spm"
-    sentencepiece.set_random_generator_seed(seed)
-    try:
-        sentencepiece.SentencePieceTrainer.train(
-            input=",".join(str(text_dir / f"train.{language}") for language in LANGUAGES),
-            model_prefix=str(prefix),
-            model_type="unigram",
-            vocab_size=vocab_size,
-            character_coverage=1.0,
-            num_threads=1,
-            minloglevel=2,
-        )
-    except RuntimeError as err:
-        message = " ".join(str(err).split())
-        raise InputError(f"sentencepiece training failed (see --vocab-size): {message}") from None
-    return prefix.with_suffix(".model")
+    return train_sentencepiece([text_dir / f"train.{language}" for language in LANGUAGES], text_dir / "spm",
+                               vocab_size, seed)
 
 
 def encode_splits(text_dir: Path, model: Path) -> None:
@@ -216,19 +161,6 @@ def encode_splits(text_dir: Path, model: Path) -> None:
             lines = read_lines(text_dir / f"{split}.{language}")
             with open(text_dir / f"{split}.spm.{language}", "w", encoding="utf-8") as out:
                 out.writelines(" ".join(pieces) + "\n" for pieces in processor.encode(lines, out_type=str))
-
-
-def binarize(text_dir: Path, dest_dir: Path, workers: int) -> None:
-    """Run fairseq-preprocess on the encoded splits with one joined dictionary."""
-    run_fairseq("fairseq-preprocess", [
-        "--source-lang", "en", "--target-lang", "de",
-        "--trainpref", text_dir / "train.spm",
-        "--validpref", text_dir / "valid.spm",
-        "--testpref", text_dir / "test.spm",
-        "--destdir", dest_dir,
-        "--joined-dictionary",
-        "--workers", workers,
-    ])
 
 
 def manifest(args: argparse.Namespace, corpus: Corpus) -> dict:
@@ -257,9 +189,9 @@ def build(args: argparse.Namespace, corpus: Corpus, text_dir: Path, dest_dir: Pa
     """Write the text, sentencepiece and binarized corpus into the two (staging) directories."""
     write_text(text_dir, corpus.splits)
     stage(f"training the sentencepiece model (vocabulary {args.vocab_size})")
-    encode_splits(text_dir, train_sentencepiece(text_dir, args.vocab_size, args.seed))
+    encode_splits(text_dir, train_ding_sentencepiece(text_dir, args.vocab_size, args.seed))
     stage("binarizing with fairseq-preprocess")
-    binarize(text_dir, dest_dir, args.workers)
+    binarize(text_dir, dest_dir, args.workers, *LANGUAGES)
     with open(dest_dir / "manifest.json", "w", encoding="utf-8") as out:
         json.dump(manifest(args, corpus), out, indent=2, ensure_ascii=False)
         out.write("\n")
@@ -276,10 +208,11 @@ def prepare(args: argparse.Namespace) -> None:
     if args.text_dir.resolve() == args.dest_dir.resolve():
         raise InputError(f"--text-dir and --dest-dir must differ (both are {args.text_dir})")
     corpus = read_dictionary(args)
-    with staging_directory(args.text_dir) as text_staging, staging_directory(args.dest_dir) as dest_staging:
+    with staging_directory(args.text_dir, PROGRAM) as text_staging, \
+            staging_directory(args.dest_dir, PROGRAM) as dest_staging:
         build(args, corpus, text_staging, dest_staging)
-        publish(text_staging, args.text_dir)
-        publish(dest_staging, args.dest_dir)
+        publish(text_staging, args.text_dir, PROGRAM)
+        publish(dest_staging, args.dest_dir, PROGRAM)
     stage(f"done: text in {args.text_dir}, binarized data in {args.dest_dir}")
 
 

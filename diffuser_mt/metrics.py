@@ -3,17 +3,26 @@
 Nothing is reimplemented: BLEU is ``sacrebleu.metrics.BLEU`` and ROUGE is
 ``rouge_score.rouge_scorer.RougeScorer``; this module only prepares their
 inputs and formats their results.
+
+``compound-bleu`` is the tokenized BLEU of the non-autoregressive MT
+literature on WMT'14 En-De (fairseq's scripts/compound_split_bleu.sh):
+tokenized text, every hyphen inside a word split off as ``##AT##-##AT##``,
+then multi-bleu (no smoothing). Here the tokens are sacreBLEU's (13a by
+default, close to the Moses tokenizer) and multi-bleu is
+``BLEU(tokenize="none", smooth_method="none")`` on the split text.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Sequence
 
 from sacrebleu.metrics import BLEU
 from sacrebleu.metrics.bleu import BLEUScore
 
-from diffuser_mt.textio import InputError, read_parallel
+from diffuser_mt.generation_output import read_hypotheses
+from diffuser_mt.textio import InputError, read_lines, read_parallel
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 DEFAULT_SENTENCE_SEPARATOR = "<n>"
@@ -57,6 +66,36 @@ def mbr_select(candidates: Sequence[str], tokenize: str = "none") -> int:
     return max(range(len(candidates)), key=lambda i: (utilities[i], -i))
 
 
+COMPOUND_HYPHEN = re.compile(r"(\S)-(\S)")
+COMPOUND_SPLIT = r"\1 ##AT##-##AT## \2"
+
+
+def compound_split(text: str) -> str:
+    """``text`` with each hyphen between two non-spaces split off as `` ##AT##-##AT## ``.
+
+    Matches do not overlap and run left to right, exactly as the perl
+    ``s{(\\S)-(\\S)}{$1 ##AT##-##AT## $2}g`` of compound_split_bleu.sh:
+    ``a-b-c`` becomes ``a ##AT##-##AT## b-c``.
+    """
+    return COMPOUND_HYPHEN.sub(COMPOUND_SPLIT, text)
+
+
+def compound_split_bleu(
+    hyps: list[str], refs: list[str], tokenize: str = "13a", lowercase: bool = False
+) -> tuple[BLEUScore, str]:
+    """Tokenized, compound-split corpus BLEU of N detokenized hypotheses against N references.
+
+    Returns sacrebleu's score and a signature whose ``tok:`` field names the
+    tokenizer and the compound split (``tok:13a+compound-split``).
+    """
+    tokenizer = BLEU(tokenize=tokenize).tokenizer
+    metric = BLEU(tokenize="none", lowercase=lowercase, smooth_method="none")
+    score = metric.corpus_score([compound_split(tokenizer(hyp)) for hyp in hyps],
+                                [[compound_split(tokenizer(ref)) for ref in refs]])
+    signature = str(metric.get_signature()).replace("tok:none", f"tok:{tokenize}+compound-split")
+    return score, signature
+
+
 def split_sentences(document: str, separator: str = DEFAULT_SENTENCE_SEPARATOR) -> list[str]:
     """Split one line into its stripped, non-empty sentences (a line without separators is one)."""
     return [sentence.strip() for sentence in document.split(separator) if sentence.strip()]
@@ -88,12 +127,20 @@ def corpus_rouge(
     return {**averages, "n": len(hyps)}
 
 
-def read_scoring_inputs(hyp_path: str, ref_path: str) -> tuple[list[str], list[str]]:
+def read_scoring_inputs(hyp_path: str, ref_path: str, generate_output: bool = False) -> tuple[list[str], list[str]]:
     """Read N >= 1 line-aligned hypotheses and references; an empty reference line is an InputError.
 
-    Empty hypothesis lines are kept: a system may legitimately output nothing.
+    With ``generate_output`` the hypotheses are the ``D-`` lines of a saved
+    fairseq-generate output, in sentence-id order. Empty hypothesis lines are
+    kept: a system may legitimately output nothing.
     """
-    hyps, refs = read_parallel(hyp_path, ref_path)
+    if generate_output:
+        hyps, refs = read_hypotheses(hyp_path, prefix="D"), read_lines(ref_path)
+        if len(hyps) != len(refs):
+            raise InputError(f"{hyp_path} has {len(hyps)} D- lines but {ref_path} has {len(refs)} lines; "
+                             "they must be line-aligned")
+    else:
+        hyps, refs = read_parallel(hyp_path, ref_path)
     if not refs:
         raise InputError(f"{ref_path}: no lines to score")
     for line_no, ref in enumerate(refs, start=1):
@@ -110,8 +157,19 @@ def nonempty_separator(text: str) -> str:
 
 
 def bleu_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> list[str]:
-    """Output lines for BLEU: one JSON line, or sacrebleu's ``BLEU = ...`` line and ``signature: ...``."""
+    """Output lines for sacreBLEU, in format_bleu's format."""
     score, signature = bleu_score(hyps, refs, args.tokenize, args.lowercase)
+    return format_bleu(args, score, signature)
+
+
+def compound_bleu_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> list[str]:
+    """Output lines for compound-split tokenized BLEU, in format_bleu's format."""
+    score, signature = compound_split_bleu(hyps, refs, args.tokenize, args.lowercase)
+    return format_bleu(args, score, signature)
+
+
+def format_bleu(args: argparse.Namespace, score: BLEUScore, signature: str) -> list[str]:
+    """One JSON line (with --json), or the ``BLEU = ...`` line and ``signature: ...``."""
     if args.json:
         return [json.dumps(bleu_result(score, signature))]
     return [str(score), f"signature: {signature}"]
@@ -125,12 +183,12 @@ def rouge_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> 
     return [f"{rouge_type} = {result[rouge_type]:.2f}" for rouge_type in ROUGE_TYPES]
 
 
-REPORTS = {"bleu": bleu_report, "rouge": rouge_report}
+REPORTS = {"bleu": bleu_report, "compound-bleu": compound_bleu_report, "rouge": rouge_report}
 
 
 def run_score(args: argparse.Namespace) -> None:
     """Print the ``--metric`` report of ``--hyp`` against ``--ref``."""
-    hyps, refs = read_scoring_inputs(args.hyp, args.ref)
+    hyps, refs = read_scoring_inputs(args.hyp, args.ref, args.generate_output)
     print("\n".join(REPORTS[args.metric](args, hyps, refs)))
 
 
@@ -141,12 +199,19 @@ def add_subcommand(subparsers) -> None:
         help="corpus BLEU (sacrebleu) or ROUGE (rouge-score) of hypotheses against references",
         description="Score line-aligned hypotheses against references (one reference per line).",
     )
-    parser.add_argument("--metric", choices=sorted(REPORTS), required=True)
+    parser.add_argument("--metric", choices=sorted(REPORTS), required=True,
+                        help="bleu: sacreBLEU; compound-bleu: tokenized BLEU with ##AT##-##AT## compound "
+                             "splitting, no smoothing (the WMT'14 En-De figure of the NAT literature); "
+                             "rouge: ROUGE-1/2/L/Lsum")
     parser.add_argument("--hyp", required=True, help="hypotheses, one per line (UTF-8; empty lines allowed)")
     parser.add_argument("--ref", required=True, help="references, one per line (UTF-8; no empty lines)")
+    parser.add_argument("--generate-output", action="store_true",
+                        help="--hyp is a saved fairseq-generate output: score its D- (detokenized) lines in "
+                             "sentence-id order")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON line")
     parser.add_argument("--tokenize", choices=sorted(BLEU.TOKENIZERS), default=BLEU.TOKENIZER_DEFAULT,
-                        help="BLEU only: sacrebleu tokenizer (default: %(default)s)")
+                        help="BLEU only: sacrebleu tokenizer; for compound-bleu, the tokens that are split and "
+                             "counted (default: %(default)s)")
     parser.add_argument("--lowercase", action="store_true", help="BLEU only: case-insensitive BLEU")
     parser.add_argument(
         "--sentence-separator", type=nonempty_separator, default=DEFAULT_SENTENCE_SEPARATOR,

@@ -8,6 +8,9 @@
   null start's first step), then the configured number of edit steps follow.
 * file: hypotheses of any external system, one per source line
   (``read_init_hypotheses``).
+
+``auto`` is no start state of its own: it stands for the corpus task's usual
+one (``resolve_start_mode``), random for translation and source for summarization.
 """
 from __future__ import annotations
 
@@ -20,6 +23,15 @@ from diffuser_mt.generation_output import parse_hypotheses
 from diffuser_mt.textio import InputError, read_lines
 
 START_MODES = ("random", "null", "source", "ar", "file")
+INIT_MODES = ("auto", *START_MODES)
+AUTO_START_MODES = {"translation": "random", "summarization": "source"}
+
+
+def resolve_start_mode(mode: str, corpus_task: str) -> str:
+    """``mode`` (one of INIT_MODES) as one of START_MODES: ``auto`` becomes the corpus task's default."""
+    if mode != "auto":
+        return mode
+    return AUTO_START_MODES[corpus_task]
 
 
 def random_start(source_length: int, noise_vocab: NoiseVocabulary, rng: np.random.Generator,

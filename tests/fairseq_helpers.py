@@ -16,7 +16,7 @@ DIFFUSER_TINY = ["--user-dir", USER_DIR, "--task", "diffuser", "--arch", "diffus
                  "--cpu", "--no-progress-bar", "--num-workers", "0", "--seed", "7"]
 
 
-def fairseq(program: str, *args, check: bool = True) -> subprocess.CompletedProcess:
+def fairseq(program: str, *args, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
     """Run a fairseq console script of this environment; no weights-only override in its environment.
 
     One intra-op thread: the test models are tiny, and two threads on a busy 2-core machine make
@@ -24,7 +24,8 @@ def fairseq(program: str, *args, check: bool = True) -> subprocess.CompletedProc
     """
     env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
     env.setdefault("OMP_NUM_THREADS", "1")
-    result = subprocess.run([fairseq_executable(program), *map(str, args)], capture_output=True, text=True, env=env)
+    result = subprocess.run([fairseq_executable(program), *map(str, args)], capture_output=True, text=True, env=env,
+                            cwd=cwd)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result

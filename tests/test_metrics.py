@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from diffuser_mt import cli
-from diffuser_mt.metrics import ROUGE_TYPES, corpus_bleu, corpus_rouge
+from diffuser_mt.metrics import ROUGE_TYPES, compound_split, compound_split_bleu, corpus_bleu, corpus_rouge
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SACREBLEU = Path(sys.executable).parent / "sacrebleu"
@@ -256,3 +256,74 @@ def test_empty_sentence_separator_is_a_usage_error(capsys, german_files):
                   "--sentence-separator", ""])
     assert exit_info.value.code == 2
     assert "--sentence-separator: must not be empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, split", [
+    ("ein gut-gemeinter Rat", "ein gut ##AT##-##AT## gemeinter Rat"),
+    ("Baden-Württemberg und Nordrhein-Westfalen",
+     "Baden ##AT##-##AT## Württemberg und Nordrhein ##AT##-##AT## Westfalen"),
+    ("a-b-c", "a ##AT##-##AT## b-c"),  # non-overlapping, as perl's s///g
+    ("3 - 4", "3 - 4"),
+    ("-x y-", "-x y-"),
+    ("kein Bindestrich", "kein Bindestrich"),
+])
+def test_compound_split_splits_hyphens_inside_words_only(text, split):
+    assert compound_split(text) == split
+
+
+def test_compound_bleu_equals_untokenized_sacrebleu_on_the_split_13a_tokens():
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    tokenize = Tokenizer13a()
+    hyps = [*GERMAN_HYPS, "Die Baden-Württemberger Polizei-Sprecherin sagte nichts."]
+    refs = [*GERMAN_REFS, "Die baden-württembergische Polizeisprecherin sagte nichts."]
+    score, signature = compound_split_bleu(hyps, refs)
+    expected = BLEU(tokenize="none", smooth_method="none").corpus_score(
+        [compound_split(tokenize(hyp)) for hyp in hyps], [[compound_split(tokenize(ref)) for ref in refs]])
+    assert score.score == pytest.approx(expected.score)
+    assert (score.sys_len, score.ref_len) == (expected.sys_len, expected.ref_len)
+    assert "|tok:13a+compound-split|smooth:none|" in signature
+    assert score.score != pytest.approx(corpus_bleu(hyps, refs)["bleu"])  # split tokens and no smoothing differ
+
+
+def test_compound_split_counts_the_hyphen_as_a_matching_token():
+    # without the split "Polizei-Sprecherin" is one unmatched token; with it, "Polizei" and "##AT##-##AT##" match
+    hyp, ref = ["die Polizei-Chefin kam heute"], ["die Polizei-Sprecherin kam heute"]
+    split_score, _ = compound_split_bleu(hyp, ref)
+    assert split_score.counts[0] == 5 and split_score.totals[0] == 6
+    plain = corpus_bleu(hyp, ref)
+    assert plain["sys_len"] == 4
+
+
+def test_compound_bleu_cli_prints_score_and_signature(capsys, german_files):
+    hyp, ref = german_files
+    code, out, _ = run_score(capsys, "--metric", "compound-bleu", "--hyp", str(hyp), "--ref", str(ref))
+    assert code == 0
+    score_line, signature_line = out.splitlines()
+    assert score_line.startswith("BLEU = ")
+    assert signature_line.startswith("signature: nrefs:1|case:mixed|eff:no|tok:13a+compound-split|smooth:none|")
+    result = score_json(capsys, "--metric", "compound-bleu", "--hyp", str(hyp), "--ref", str(ref))
+    assert result["bleu"] == pytest.approx(compound_split_bleu(GERMAN_HYPS, GERMAN_REFS)[0].score)
+
+
+def test_a_fairseq_generate_output_is_scored_in_sentence_id_order(capsys, tmp_path, german_files):
+    hyp, ref = german_files
+    order = [3, 0, 4, 1, 2]  # batches finish out of corpus order
+    lines = []
+    for sentence_id in order:
+        lines += [f"S-{sentence_id}\tsource", f"H-{sentence_id}\t-0.5\tpieces",
+                  f"D-{sentence_id}\t-0.5\t{GERMAN_HYPS[sentence_id]}", f"P-{sentence_id}\t-0.5 -0.5"]
+    generate = write_lines(tmp_path / "generate-test.txt", lines)
+    for metric in ("bleu", "compound-bleu"):
+        from_text = score_json(capsys, "--metric", metric, "--hyp", str(hyp), "--ref", str(ref))
+        from_generate = score_json(capsys, "--metric", metric, "--generate-output", "--hyp", str(generate),
+                                   "--ref", str(ref))
+        assert from_generate == from_text
+    gap = write_lines(tmp_path / "gap.txt", lines[:8])  # sentences 3 and 0 only
+    code, _, err = run_score(capsys, "--metric", "bleu", "--generate-output", "--hyp", str(gap), "--ref", str(ref))
+    assert code == 1 and "no D- line for sentence ids [1, 2]" in err
+    four_refs = write_lines(tmp_path / "four.de", GERMAN_REFS[:4])
+    code, _, err = run_score(capsys, "--metric", "bleu", "--generate-output", "--hyp", str(generate),
+                             "--ref", str(four_refs))
+    assert code == 1 and "has 5 D- lines" in err and str(four_refs) in err

@@ -1,11 +1,12 @@
-"""Start states of the edit decoder: random tokens and external hypotheses."""
+"""Start states of the edit decoder: random tokens, external hypotheses, the auto start of a corpus task."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from diffuser_mt.corruption import NoiseVocabulary
-from diffuser_mt.start_states import random_start, read_init_hypotheses
+from diffuser_mt.data_manifest import corpus_task, read_manifest
+from diffuser_mt.start_states import random_start, read_init_hypotheses, resolve_start_mode
 from diffuser_mt.textio import InputError
 
 NOISE = NoiseVocabulary(50, special_ids=range(5))
@@ -52,3 +53,30 @@ def test_non_utf8_hypotheses_name_the_line(tmp_path):
     path.write_bytes(b"gut\n\xff\xfe\n")
     with pytest.raises(InputError, match=r"hyp.txt:2: not valid UTF-8"):
         read_init_hypotheses(path, 2)
+
+
+@pytest.mark.parametrize("mode, task, resolved", [
+    ("auto", "translation", "random"), ("auto", "summarization", "source"),
+    ("null", "summarization", "null"), ("random", "summarization", "random"), ("source", "translation", "source"),
+])
+def test_auto_start_is_random_for_translation_and_source_for_summarization(mode, task, resolved):
+    assert resolve_start_mode(mode, task) == resolved
+
+
+@pytest.mark.parametrize("content, task", [
+    (None, "translation"), ("{}", "translation"), ('{"task": "summarization"}', "summarization"),
+    ('{"task": "translation", "pairs": {}}', "translation"),
+])
+def test_the_corpus_task_comes_from_the_manifest_and_defaults_to_translation(tmp_path, content, task):
+    if content is not None:
+        (tmp_path / "manifest.json").write_text(content, encoding="utf-8")
+    assert corpus_task(read_manifest(tmp_path)) == task
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object"), ('{"task": "tagging"}', "'tagging'"),
+])
+def test_a_broken_manifest_is_an_input_error_naming_it(tmp_path, content, message):
+    (tmp_path / "manifest.json").write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        corpus_task(read_manifest(f"{tmp_path}:{tmp_path / 'other'}"))

@@ -7,7 +7,6 @@ iterative edit decoder, so ``fairseq-generate`` and ``--eval-bleu`` validation
 decode with it. All corruption and search maths is in ``diffuser_mt``.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -23,9 +22,10 @@ from omegaconf import II
 
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import REVERSE_TARGETS, UNITS, CorruptionConfig, NoiseVocabulary
+from diffuser_mt.data_manifest import corpus_task, read_manifest
 from diffuser_mt.edit_decoder import DecodeConfig
 from diffuser_mt.edit_model import DecodeVocabulary
-from diffuser_mt.start_states import START_MODES, read_init_hypotheses
+from diffuser_mt.start_states import INIT_MODES, read_init_hypotheses, resolve_start_mode
 from diffuser_mt.textio import InputError
 from fairseq_plugins.diffuser_generator import DiffuserGenerator, StartSettings
 from fairseq_plugins.edit_dataset import EditCorruptionDataset
@@ -66,9 +66,11 @@ class DiffuserConfig(TranslationConfig):
         metadata={"help": "keep data-loader workers alive across epochs; off by default, since each epoch "
                           "starts fresh workers that see the new epoch's corruption seed"})
     decode_steps: int = field(default=12, metadata={"help": "decoding: number of reverse (edit) steps"})
-    init_mode: ChoiceEnum(START_MODES) = field(
-        default="random",
-        metadata={"help": "decoding: start state x_T. random: random tokens, as many as the source has; null: "
+    init_mode: ChoiceEnum(INIT_MODES) = field(
+        default="auto",
+        metadata={"help": "decoding: start state x_T. auto: source when the data directory's manifest.json says "
+                          "\"task\": \"summarization\", else random; random: random tokens, as many as the "
+                          "source has; null: "
                           "empty (the first step inserts); source: a copy of the source (summarization); ar: the "
                           "model's generator writes a hypothesis on an empty canvas, then --decode-steps edits; "
                           "file: the hypotheses of --init-file"})
@@ -111,6 +113,7 @@ class DiffuserTask(TranslationTask):
             sentinels=tuple(tgt_dict.index(SENTINEL_FORMAT.format(k)) for k in range(cfg.max_spans)),
         )
         self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word")
+        self.manifest, self.corpus_task = data_manifest(cfg.data)
         decode_config({name: getattr(cfg, name) for name in DECODING_OPTIONS}, cfg.max_target_positions)  # validate
         self.init_tokens = None  # ids of --init-file's hypotheses, read with the decoded split
 
@@ -119,7 +122,7 @@ class DiffuserTask(TranslationTask):
         pairs = self.datasets[split]
         check_lengths(pairs, split, self.cfg)
         if self.cfg.init_mode == "file" and split != self.cfg.train_subset:
-            self.init_tokens = read_init_tokens(self.cfg, self.tgt_dict, len(pairs))
+            self.init_tokens = read_init_tokens(self.cfg, self.tgt_dict, len(pairs), self.manifest)
         self.datasets[split] = EditCorruptionDataset(
             pairs, self.corruption, self.noise_vocab, self.special_ids, seed=self.cfg.seed,
             fixed_epoch=None if split == self.cfg.train_subset else 1,
@@ -141,7 +144,7 @@ class DiffuserTask(TranslationTask):
         may override the task's decoding options of the same names, e.g. '{"decode_steps": 4}'."""
         options = {name: getattr(args, name, None) for name in DECODING_OPTIONS}
         options = {name: getattr(self.cfg, name) if value is None else value for name, value in options.items()}
-        mode = str(options.pop("init_mode"))
+        mode = resolve_start_mode(str(options.pop("init_mode")), self.corpus_task)
         if mode == "file" and self.init_tokens is None:
             raise SystemExit("error: --init-mode file needs --init-file, read when fairseq-generate loads the split")
         vocab = DecodeVocabulary(self.special_ids, fillable_mask(self.noise_vocab))
@@ -186,7 +189,18 @@ def fillable_mask(noise_vocab: NoiseVocabulary) -> torch.Tensor:
     return mask
 
 
-def read_init_tokens(cfg: DiffuserConfig, dictionary, expected_lines: int) -> list[list[int]]:
+def data_manifest(data: Optional[str]) -> tuple[Optional[dict], str]:
+    """The data directory's manifest.json (None without one) and its corpus task; a broken manifest stops
+    fairseq with one clear line."""
+    try:
+        manifest = read_manifest(data) if data else None
+        return manifest, corpus_task(manifest)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def read_init_tokens(cfg: DiffuserConfig, dictionary, expected_lines: int,
+                     manifest: Optional[dict]) -> list[list[int]]:
     """--init-file's hypotheses as dictionary ids (no eos); one clear line on any problem."""
     if not cfg.init_file:
         raise SystemExit("error: --init-mode file needs --init-file PATH")
@@ -194,7 +208,7 @@ def read_init_tokens(cfg: DiffuserConfig, dictionary, expected_lines: int) -> li
         hypotheses = read_init_hypotheses(cfg.init_file, expected_lines)
     except InputError as err:
         raise SystemExit(f"error: --init-file {err}") from None
-    encode = _piece_encoder(cfg)
+    encode = _piece_encoder(cfg, manifest)
     tokens = []
     for line_no, text in enumerate(hypotheses, start=1):
         ids = dictionary.encode_line(encode(text), add_if_not_exist=False, append_eos=False).long().tolist()
@@ -205,12 +219,11 @@ def read_init_tokens(cfg: DiffuserConfig, dictionary, expected_lines: int) -> li
     return tokens
 
 
-def _piece_encoder(cfg: DiffuserConfig):
+def _piece_encoder(cfg: DiffuserConfig, manifest: Optional[dict]):
     """text -> space-separated pieces, with --init-spm-model or the data manifest's sentencepiece model."""
     model_path = cfg.init_spm_model
-    manifest = Path(cfg.data.split(":")[0]) / "manifest.json"
-    if model_path is None and manifest.exists():
-        model_path = json.loads(manifest.read_text(encoding="utf-8")).get("sentencepiece_model")
+    if model_path is None and manifest is not None:
+        model_path = manifest.get("sentencepiece_model")
     if model_path is None:
         return lambda text: text
     if not Path(model_path).exists():
