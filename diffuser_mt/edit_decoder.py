@@ -23,8 +23,10 @@ locked token is never deleted or replaced, and nothing is inserted between two
 tokens of the same locked span. Locks follow their tokens through the edits;
 tokens written by the generator are free.
 
-With ``stop_when_unchanged`` a sentence stops early once a step tags every
-position KEEP for all its hypotheses (the step would change nothing).
+With ``stop_when_unchanged`` (the default) a sentence stops once a step tags
+every position KEEP for all its hypotheses. This is exact: the texts and their
+scores are then a fixed point of the (deterministic) tagger, so the remaining
+steps would return the same hypotheses; only the history has no no-op steps.
 
 Returned hypotheses are ordered by their last step's score, as the paper's 2D
 beam keeps them. After the last step the tagger scores the final texts once
@@ -49,14 +51,15 @@ from diffuser_mt.span_filling import FillCandidate, FillRequest, TokenSearch, fi
 @dataclass(frozen=True)
 class DecodeConfig:
     """steps: reverse steps N; token_beam b; revision_beam r (2D beam when > 1); nucleus_p (0 = off);
-    max_length: most tokens any x_t may hold; stop_when_unchanged: stop a sentence once a step changes nothing."""
+    max_length: most tokens any x_t may hold; stop_when_unchanged: stop a sentence once a step changes nothing
+    (same output, see the module docstring)."""
 
     steps: int = 12
     token_beam: int = 1
     revision_beam: int = 1
     nucleus_p: float = 0.0
     max_length: int = 256
-    stop_when_unchanged: bool = False
+    stop_when_unchanged: bool = True
 
     def __post_init__(self):
         if self.steps < 0:

@@ -56,7 +56,7 @@ def test_each_start_state_decodes_every_test_sentence_in_fairseq_format(decoded,
 
 @pytest.mark.parametrize("mode, first_step_input", [("null", 0), ("ar", 0), ("source", None)])
 def test_print_edit_history_replays_to_the_hypotheses(decoded, mode, first_step_input):
-    stdout = decoded("--init-mode", mode, "--print-edit-history")
+    stdout = decoded("--init-mode", mode, "--print-edit-history", "--force-decode-steps")
     traces = parse_history_lines(stdout.splitlines())
     sources = {i: fields[0] for i, fields in lines_of(stdout, "S").items()}
     for sentence_id, text in hypotheses(stdout).items():
@@ -65,6 +65,16 @@ def test_print_edit_history_replays_to_the_hypotheses(decoded, mode, first_step_
         start = " ".join(trace[0].tokens)
         assert start == ("" if first_step_input == 0 else " ".join(sources[sentence_id].split()[:20]))
         assert " ".join(trace[-1].result()) == text
+
+
+@pytest.mark.parametrize("options", [(), ("--token-beam", "2", "--revision-beam", "2")])
+def test_stopping_sentences_that_no_longer_change_keeps_the_output(decoded, options):
+    forced = decoded(*options, "--print-edit-history", "--force-decode-steps")
+    stopped = decoded(*options, "--print-edit-history")
+    assert hypotheses(stopped) == hypotheses(forced)
+    assert lines_of(stopped, "H") == lines_of(forced, "H")
+    steps = {i: len(trace) for i, trace in parse_history_lines(stopped.splitlines()).items()}
+    assert min(steps.values()) < 3 and max(steps.values()) <= 3
 
 
 def test_source_start_with_zero_steps_returns_the_source(decoded):

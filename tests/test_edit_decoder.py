@@ -126,7 +126,8 @@ def test_the_budget_caps_the_length():
 
 
 def test_null_start_inserts_then_keeps():
-    hypotheses, = decode(ToyModel(insert_when_empty, beam_generator), [[]], VOCAB, DecodeConfig(steps=4))
+    config = DecodeConfig(steps=4, stop_when_unchanged=False)
+    hypotheses, = decode(ToyModel(insert_when_empty, beam_generator), [[]], VOCAB, config)
     best = hypotheses[0]
     assert best.tokens == [A, C]
     assert len(best.history) == 4
@@ -138,6 +139,30 @@ def test_stop_when_unchanged_ends_after_the_first_step_that_changes_nothing():
     config = DecodeConfig(steps=12, stop_when_unchanged=True)
     hypotheses, = decode(ToyModel(insert_when_empty, beam_generator), [[]], VOCAB, config)
     assert len(hypotheses[0].history) == 2
+
+
+class MostlyKeepingToyModel(EditModel):
+    """RandomToyModel's generator; a pseudo-random tagger that favours KEEP, so texts settle within a few steps."""
+
+    def tag_log_probs(self, rows, sequences):
+        return [torch.stack([pseudo_random_log_probs(("tag", row, tuple(seq), i), NUM_TAGS, (Tag.KEEP,), 3.0)
+                             for i in range(len(seq) + 1)]) for row, seq in zip(rows, sequences)]
+
+    def next_token_log_probs(self, rows, prefixes):
+        return RandomToyModel().next_token_log_probs(rows, prefixes)
+
+
+@pytest.mark.parametrize("settings", [{}, {"token_beam": 3, "revision_beam": 2}, {"nucleus_p": 0.9}])
+def test_stopping_when_unchanged_returns_what_all_steps_return(settings):
+    rngs = [[np.random.default_rng([5, row]) for row in range(len(STARTS))] for _ in range(2)]
+    runs = [decode(MostlyKeepingToyModel(), STARTS, VOCAB,
+                   DecodeConfig(steps=10, stop_when_unchanged=stop, **settings), rngs[stop])
+            for stop in (False, True)]
+    for forced, stopped in zip(*runs):
+        assert [(h.tokens, h.step_score, h.score) for h in forced] == [(h.tokens, h.step_score, h.score)
+                                                                       for h in stopped]
+    stopped_steps = [len(hypotheses[0].history) for hypotheses in runs[1]]
+    assert min(stopped_steps) < 10 and all(len(hypotheses[0].history) == 10 for hypotheses in runs[0])
 
 
 def test_scores_are_log_probabilities():
@@ -161,11 +186,11 @@ def test_2d_beam_keeps_the_best_r_of_the_r_times_b_candidates():
     assert [h.step_score for h in hypotheses] == pytest.approx([scores[text] for text in expected], abs=1e-6)
 
 
-def pseudo_random_log_probs(key, size: int, favoured: tuple[int, ...] = ()):
-    """Log-probs drawn from a generator seeded by ``key``; ``favoured`` ids get +2 logits (terminators)."""
+def pseudo_random_log_probs(key, size: int, favoured: tuple[int, ...] = (), boost: float = 2.0):
+    """Log-probs drawn from a generator seeded by ``key``; ``favoured`` ids get +``boost`` logits (terminators)."""
     generator = torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
     logits = torch.randn(size, generator=generator, dtype=torch.float64) * 2
-    logits[list(favoured)] += 2.0
+    logits[list(favoured)] += boost
     return logits.log_softmax(-1)
 
 

@@ -87,8 +87,11 @@ class DiffuserConfig(TranslationConfig):
         default=1, metadata={"help": "decoding: revision beam r; r > 1 is 2D beam search (paper: b=5, r=3)"})
     nucleus_p: float = field(
         default=0.0, metadata={"help": "decoding: sample fill tokens from the top-p nucleus (paper: 0.6); 0 = off"})
-    stop_when_unchanged: bool = field(
-        default=False, metadata={"help": "decoding: stop a sentence early once a step would change nothing"})
+    force_decode_steps: bool = field(
+        default=False,
+        metadata={"help": "decoding: run all --decode-steps for every sentence; by default a sentence stops once a "
+                          "step tags every token KEEP, which gives the same output (such a step is a fixed point "
+                          "of the tagger) without the no-op steps in the edit history"})
     print_edit_history: bool = field(
         default=False,
         metadata={"help": "decoding: print one E-<id>_<step> line per step (text, tags and fills; read by "
@@ -156,7 +159,7 @@ class DiffuserTask(TranslationTask):
                                  print_edit_history=print_edit_history)
 
 
-DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p", "stop_when_unchanged",
+DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p", "force_decode_steps",
                     "print_edit_history")
 
 
@@ -177,7 +180,7 @@ def decode_config(options: dict, max_length: int) -> DecodeConfig:
     try:
         return DecodeConfig(steps=options["decode_steps"], token_beam=options["token_beam"],
                             revision_beam=options["revision_beam"], nucleus_p=options["nucleus_p"],
-                            max_length=max_length, stop_when_unchanged=options["stop_when_unchanged"])
+                            max_length=max_length, stop_when_unchanged=not options["force_decode_steps"])
     except ValueError as err:
         raise SystemExit(f"error: invalid diffuser decoding option: {err}") from None
 
