@@ -72,6 +72,13 @@ def _with_clear_errors(load):
             raise SystemExit(f"error: checkpoint {path}: no such file") from None
         except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
             message = str(err)
+            misfit = re.search(r"size mismatch for ([\w.]+): copying a param with shape (.*) from checkpoint, the shape "
+                               r"in current model is (.*)\.", message)
+            if misfit:  # a model without StateDictFitCheck (fairseq's own) built from another dictionary
+                name, theirs, ours = misfit.groups()
+                raise SystemExit(f"error: checkpoint {path} does not fit the model: {name} is {theirs} in the "
+                                 f"checkpoint and {ours} here; are the dictionary and options those it was trained "
+                                 "with?") from None
             if not any(sign in message for sign in LOAD_FAILURES):
                 raise
             if "Unsupported global" in message or "unsupported GLOBAL" in message:

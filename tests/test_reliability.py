@@ -121,13 +121,28 @@ def test_generate_refuses_a_broken_checkpoint_with_one_line(reference_run, small
     assert not any(line.startswith("H-") for line in result.stdout.splitlines())
 
 
-def test_generate_with_another_dictionary_names_the_misfit(reference_run, small_corpus, tmp_path):
+def data_with_a_larger_dictionary(small_corpus, tmp_path):
     data = tmp_path / "bin"
     shutil.copytree(small_corpus / "bin", data)
     for side in ("en", "de"):
         with open(data / f"dict.{side}.txt", "a", encoding="utf-8") as dictionary:
             dictionary.writelines(f"extra{i} 1\n" for i in range(8))
+    return data
+
+
+def test_generate_with_another_dictionary_names_the_misfit(reference_run, small_corpus, tmp_path):
+    data = data_with_a_larger_dictionary(small_corpus, tmp_path)
     result = generate(small_corpus, reference_run[0] / "checkpoint_last.pt", data=data)
+    assert_one_clear_line(result, "does not fit the model", "embed_tokens", "dictionary")
+
+
+def test_fairseqs_own_transformer_with_another_dictionary_is_one_line(small_corpus, tmp_path):
+    fairseq("fairseq-train", small_corpus / "bin", "--user-dir", USER_DIR, "--task", "translation", "--arch",
+            "transformer_cpu_tiny", "--share-all-embeddings", "--optimizer", "adam", "--max-tokens", "2000",
+            "--max-update", "1", "--cpu", "--num-workers", "0", "--save-dir", tmp_path / "ar", "--no-epoch-checkpoints")
+    result = fairseq("fairseq-generate", data_with_a_larger_dictionary(small_corpus, tmp_path), "--user-dir",
+                     USER_DIR, "--path", tmp_path / "ar" / "checkpoint_last.pt", "--gen-subset", "valid", "--cpu",
+                     check=False)
     assert_one_clear_line(result, "does not fit the model", "embed_tokens", "dictionary")
 
 
