@@ -24,11 +24,12 @@ from torch import Tensor, nn
 from diffuser_mt.d3pm_schedules import SCHEDULES
 from diffuser_mt.d3pm_transitions import TRANSITIONS, Transition, make_transition
 from diffuser_mt.time_embedding import TimeEmbedding
+from fairseq_plugins.checkpoint_safety import StateDictFitCheck
 from fairseq_plugins.models.cpu_sizes import apply_size
 
 
 @register_model("d3pm")
-class D3PMModel(BaseFairseqModel):
+class D3PMModel(StateDictFitCheck, BaseFairseqModel):
     """denoise(x_t, t, encoder_out) -> x_0 logits; predict_length(encoder_out) -> length logits."""
 
     def __init__(self, args, transformer: TransformerModel, transition: Transition):

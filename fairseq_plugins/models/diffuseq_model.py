@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from diffuser_mt.diffuseq_diffusion import q_sample, self_condition_input, z0_from_embeddings
 from diffuser_mt.diffuseq_schedules import SCHEDULES, make_schedule
 from diffuser_mt.time_embedding import TimeEmbedding
+from fairseq_plugins.checkpoint_safety import StateDictFitCheck
 from fairseq_plugins.models.cpu_sizes import apply_size
 
 
@@ -33,7 +34,7 @@ def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
 
 
 @register_model("diffuseq")
-class DiffuSeqModel(BaseFairseqModel):
+class DiffuSeqModel(StateDictFitCheck, BaseFairseqModel):
     """forward(tokens, target_mask, t) -> (Emb(w), z_0, z_0 estimate); denoise(z_t, t, prev_x0) -> z_0 estimate."""
 
     def __init__(self, args, vocab_size: int):

@@ -21,11 +21,12 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 from torch import nn
 
 from diffuser_mt.edits import NUM_TAGS
+from fairseq_plugins.checkpoint_safety import StateDictFitCheck
 from fairseq_plugins.models.cpu_sizes import apply_size
 
 
 @register_model("diffuser")
-class DiffuserModel(BaseFairseqModel):
+class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
     """tagger(src, [bos]+x_t) -> tag logits; generator(src, Z[:-1]) -> token logits."""
 
     def __init__(self, args, tagger: TransformerModel, generator: TransformerModel):

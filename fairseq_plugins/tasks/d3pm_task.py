@@ -20,7 +20,7 @@ from omegaconf import II
 
 from diffuser_mt.d3pm_sampling import DECODING_MODES, SamplingConfig, timestep_grid
 from fairseq_plugins.d3pm_generator import D3PMGenerator
-from fairseq_plugins.tasks.diffuser_task import check_lengths
+from fairseq_plugins.tasks.diffuser_task import load_language_pairs
 
 MASK_SYMBOL = "<mask>"
 
@@ -69,8 +69,7 @@ class D3PMTask(TranslationTask):
         return torch.where(self.x0_support(), counts, torch.zeros_like(counts))
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
-        check_lengths(self.datasets[split], split, self.cfg)
+        load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
 
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)

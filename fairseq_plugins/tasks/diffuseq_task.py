@@ -19,7 +19,7 @@ from omegaconf import II
 from diffuser_mt.d3pm_sampling import timestep_grid
 from diffuser_mt.diffuseq_diffusion import VARIANCES, DecodingConfig
 from fairseq_plugins.diffuseq_generator import DiffuSeqGenerator
-from fairseq_plugins.tasks.diffuser_task import check_lengths
+from fairseq_plugins.tasks.diffuser_task import load_language_pairs
 
 SWITCH = ("on", "off")
 
@@ -66,8 +66,7 @@ class DiffuSeqTask(TranslationTask):
         decoding_config(cfg)  # validate the decoding options before any work
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
-        check_lengths(self.datasets[split], split, self.cfg)
+        load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
 
     def max_positions(self):
         return (self.cfg.sequence_length - 1, self.cfg.max_target_positions)

@@ -121,9 +121,8 @@ class DiffuserTask(TranslationTask):
         self.init_tokens = None  # ids of --init-file's hypotheses, read with the decoded split
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+        load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
         pairs = self.datasets[split]
-        check_lengths(pairs, split, self.cfg)
         if self.cfg.init_mode == "file" and split != self.cfg.train_subset:
             self.init_tokens = read_init_tokens(self.cfg, self.tgt_dict, len(pairs), self.manifest)
         self.datasets[split] = EditCorruptionDataset(
@@ -247,6 +246,19 @@ def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool) -> NoiseVoc
         if not is_word_start.any():
             raise SystemExit("error: --edit-unit word needs a sentencepiece dictionary (no symbol starts with ▁)")
     return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start)
+
+
+def load_language_pairs(task: TranslationTask, split: str, **kwargs) -> None:
+    """TranslationTask.load_dataset, then check_lengths; a missing split or one whose source and target sides
+    differ in length stops fairseq with one clear line."""
+    try:
+        TranslationTask.load_dataset(task, split, **kwargs)
+    except AssertionError as err:  # LanguagePairDataset: "Source and target must contain the same number ..."
+        raise SystemExit(f"error: {split} split of {task.cfg.data}: {err or 'its source and target do not match'}") \
+            from None
+    except FileNotFoundError as err:  # "Dataset not found: SPLIT (DATA)"
+        raise SystemExit(f"error: {err}") from None
+    check_lengths(task.datasets[split], split, task.cfg)
 
 
 def check_lengths(pairs, split: str, cfg: DiffuserConfig) -> None:
