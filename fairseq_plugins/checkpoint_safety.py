@@ -72,8 +72,8 @@ def _with_clear_errors(load):
             raise SystemExit(f"error: checkpoint {path}: no such file") from None
         except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
             message = str(err)
-            misfit = re.search(r"size mismatch for ([\w.]+): copying a param with shape (.*) from checkpoint, the shape "
-                               r"in current model is (.*)\.", message)
+            misfit = re.search(r"size mismatch for ([\w.]+): copying a param with shape (.*) from checkpoint, "
+                               r"the shape in current model is (.*)\.", message)
             if misfit:  # a model without StateDictFitCheck (fairseq's own) built from another dictionary
                 name, theirs, ours = misfit.groups()
                 raise SystemExit(f"error: checkpoint {path} does not fit the model: {name} is {theirs} in the "
@@ -84,8 +84,9 @@ def _with_clear_errors(load):
             if "Unsupported global" in message or "unsupported GLOBAL" in message:
                 found = re.search(r"[Uu]nsupported (?:global|GLOBAL):? (?:GLOBAL )?([\w.]+)", message)
                 refused = found.group(1) if found else "an object"
-                raise SystemExit(f"error: checkpoint {path}: refused: it holds a pickled {refused}, which fairseq "
-                                 "checkpoints do not contain (weights-only loading; see checkpoint_safety.py)") from None
+                raise SystemExit(f"error: checkpoint {path}: refused: it holds a pickled {refused}, which "
+                                 "fairseq checkpoints do not contain (weights-only loading; see checkpoint_safety.py)"
+                                 ) from None
             raise SystemExit(f"error: checkpoint {path}: truncated or corrupted, it cannot be read "
                              f"({message.splitlines()[0][:120]}); use another checkpoint") from None
 

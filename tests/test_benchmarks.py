@@ -22,7 +22,7 @@ def test_compare_systems_trains_decodes_sweeps_and_writes_its_tables(small_corpu
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.with_suffix(".json").read_text())
     assert set(results["training"]) == {"transformer", "diffuser"}
-    assert [row["system"] for row in results["rows"].values()] == ["transformer"] + ["diffuser"] * 3
+    assert [row["system"] for row in results["rows"].values()] == ["transformer"] + ["diffuser"] * 4
     assert results["rows"]["transformer, beam 5"]["decode_ratio_to_ar"] == 1.0
     for row in results["rows"].values():
         assert 0 <= row["bleu"] <= 100 and row["sentences_per_second"] > 0 and row["decode_peak_rss_mib"] > 0
