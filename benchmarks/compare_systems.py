@@ -194,6 +194,8 @@ def plot_sweep(points: list[dict], path: Path) -> None:
     for axis in (bleu_axis, time_axis):
         axis.grid(alpha=0.3)
         axis.set_xticks(steps)
+        axis.set_ylim(bottom=0)
+        axis.ticklabel_format(axis="y", useOffset=False)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.stem + ".partial.png")
