@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Training throughput, side by side in one run: DiffusER vs fairseq's transformer and LevT.
+"""Training throughput, side by side in one run: fairseq's transformer and LevT, DiffusER, DiffuSeq and D3PM.
 
     .venv/bin/python benchmarks/train_throughput.py --data data-bin/ding.en-de
 
 Each system trains with ``fairseq-train --user-dir fairseq_plugins`` on the same
-data, at the same size (the ``*_cpu_small`` archs: 3+3 layers, d 256, for each of
-DiffusER's tagger and generator), the same batch size, optimizer and number of
-updates. Throughput is fairseq's own ``wps`` (target tokens of the original
+data, at the same size class (``benchmarks/common.py``'s SYSTEMS with the
+``small`` archs: d 256; 3+3 layers, for each of DiffusER's tagger and generator),
+the same batch size, optimizer and number of updates. Throughput is fairseq's own ``wps`` (target tokens of the original
 sentences per second), averaged over the ``train_inner`` records after the first.
 
 The corruption share: the time the data loader spends building DiffusER

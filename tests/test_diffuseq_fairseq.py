@@ -54,6 +54,15 @@ def test_training_logs_every_term_and_the_loss_goes_down(trained):
     assert float(valid["valid_mse"]) >= 0 and float(valid["valid_rounding_nll"]) >= 0
 
 
+def test_max_tokens_bounds_the_joint_rows(small_corpus, tmp_path):
+    """--max-tokens counts every example as one row of --sequence-length positions (64 here), not the pair's
+    own few tokens: 640 tokens are at most 10 rows (the short sentences would fit the --batch-size of 16)."""
+    result = train(small_corpus, tmp_path, "--max-tokens", "640", "--max-update", "4", "--log-interval", "1",
+                   "--disable-validation", "--no-save")
+    sizes = [float(record["bsz"]) for record in json_log(result.stdout, "train_inner")]
+    assert sizes and max(sizes) <= 10
+
+
 def test_checkpoint_records_the_forward_process_and_the_sequence_length(trained):
     state = torch.load(trained[0] / "checkpoint_last.pt", weights_only=True)
     model_args = state["args"] if state.get("args") is not None else state["cfg"]["model"]

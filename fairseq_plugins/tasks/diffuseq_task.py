@@ -10,7 +10,9 @@ checkpoint's model, the decoding options below from the task.
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from fairseq import utils
+from fairseq.data import BaseWrapperDataset, FairseqDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
@@ -67,6 +69,7 @@ class DiffuSeqTask(TranslationTask):
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
+        self.datasets[split] = JointRowDataset(self.datasets[split], self.cfg.sequence_length)
 
     def max_positions(self):
         return (self.cfg.sequence_length - 1, self.cfg.max_target_positions)
@@ -92,6 +95,26 @@ class DiffuSeqTask(TranslationTask):
 
 
 DECODING_OPTIONS = ("diffuseq_decode_steps", "diffuseq_clamping", "diffuseq_mbr_samples", "diffuseq_variance")
+
+
+class JointRowDataset(BaseWrapperDataset):
+    """A language-pair dataset whose every example costs one joint row of ``row_length`` positions, so that
+    ``--max-tokens`` bounds rows x L, the size of the tensors the model sees (the pair's own lengths would let
+    a batch of short sentences hold many times more positions)."""
+
+    def __init__(self, dataset, row_length: int):
+        super().__init__(dataset)
+        self.row_length = row_length
+
+    def num_tokens(self, index):
+        return self.row_length
+
+    def num_tokens_vec(self, indices):
+        return np.full(len(indices), self.row_length, dtype=np.int64)
+
+    def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
+        """fairseq's batching over these row sizes (BaseWrapperDataset would batch by the wrapped pair sizes)."""
+        return FairseqDataset.batch_by_size(self, indices, max_tokens, max_sentences, required_batch_size_multiple)
 
 
 def decoding_config(options) -> DecodingConfig:
