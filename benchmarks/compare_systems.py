@@ -193,10 +193,10 @@ def plot_sweep(points: list[dict], path: Path) -> None:
     bleu_axis.set(xlabel="diffusion steps", ylabel="sacreBLEU", title="DiffusER, greedy, random start")
     time_axis.plot(steps, [point["decode_seconds"] for point in points], marker="o", color="tab:orange")
     time_axis.set(xlabel="diffusion steps", ylabel="decoding seconds (test split)", title="decoding time")
-    for axis in (bleu_axis, time_axis):
+    for axis, key in ((bleu_axis, "bleu"), (time_axis, "decode_seconds")):
         axis.grid(alpha=0.3)
         axis.set_xticks(steps)
-        axis.set_ylim(bottom=0)
+        axis.set_ylim(0, 1.15 * max(max(point[key] for point in points), 0.1))  # a flat line stays visible
         axis.ticklabel_format(axis="y", useOffset=False)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
