@@ -6,8 +6,9 @@
 Each system trains with ``fairseq-train --user-dir fairseq_plugins`` on the same
 data, at the same size class (``benchmarks/common.py``'s SYSTEMS with the
 ``small`` archs: d 256; 3+3 layers, for each of DiffusER's tagger and generator),
-the same batch size, optimizer and number of updates. Throughput is fairseq's own ``wps`` (target tokens of the original
-sentences per second), averaged over the ``train_inner`` records after the first.
+the same batch size, optimizer and number of updates. Throughput is fairseq's
+own ``wps`` (target tokens of the original sentences per second), averaged over
+the ``train_inner`` records after the first.
 
 The corruption share: the time the data loader spends building DiffusER
 examples (``EditCorruptionDataset.__getitem__``: corruption, tags, canvas) per
