@@ -29,6 +29,7 @@ setup(
         "torch",
         "numpy",
         "sacrebleu",
+        "rapidfuzz",
         "rouge-score",
         "sentencepiece",
         "tqdm",

@@ -65,6 +65,7 @@ from diffuser_mt.edits import Tag, as_token_list
 
 UNITS = ("token", "word")
 REVERSE_TARGETS = ("clean", "step")
+NOISE_DISTRIBUTIONS = ("uniform", "unigram")
 
 
 class ForwardEdit(enum.IntEnum):
@@ -129,10 +130,12 @@ class NoiseVocabulary:
 
     vocab_size: number of ids; special_ids: ids never drawn (pad/eos/bos/unk,
     sentinels); is_word_start: optional bool array of shape (vocab_size,),
-    needed for word-mode corruption.
+    needed for word-mode corruption; weights: optional non-negative array of
+    shape (vocab_size,), e.g. corpus counts: ids are then drawn in proportion to
+    their weight (unigram noise) instead of uniformly.
     """
 
-    def __init__(self, vocab_size: int, special_ids: Iterable[int] = (), is_word_start=None):
+    def __init__(self, vocab_size: int, special_ids: Iterable[int] = (), is_word_start=None, weights=None):
         special = sorted({int(i) for i in special_ids})
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
@@ -153,15 +156,39 @@ class NoiseVocabulary:
                 raise ValueError(f"is_word_start must have shape ({vocab_size},), got {is_word_start.shape}")
             self.is_word_start = is_word_start
             self.word_start_ids = np.flatnonzero(allowed & is_word_start)
+        self.weights = None if weights is None else self._checked_weights(weights)
+        self._cumulative = {}  # id array's name -> cumulative weights of those ids, normalised
+
+    def _checked_weights(self, weights) -> np.ndarray:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (self.vocab_size,):
+            raise ValueError(f"weights must have shape ({self.vocab_size},), got {weights.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError("weights must be finite and non-negative")
+        if weights[self.allowed_ids].sum() <= 0:
+            raise ValueError("weights give no mass to any non-special id")
+        return weights
+
+    def _weighted_draw(self, rng: np.random.Generator, name: str, ids: np.ndarray, n: int) -> np.ndarray:
+        if name not in self._cumulative:
+            cumulative = np.cumsum(self.weights[ids])
+            if cumulative[-1] <= 0:
+                raise ValueError(f"weights give no mass to any of the {name}")
+            self._cumulative[name] = cumulative / cumulative[-1]
+        drawn = np.searchsorted(self._cumulative[name], rng.random(n), side="right")
+        return ids[np.minimum(drawn, ids.size - 1)]
 
     def sample(self, rng: np.random.Generator, n: int, word_start_only: bool = False) -> np.ndarray:
-        """n ids drawn uniformly (with replacement) from the allowed ids, or from the allowed word starts."""
+        """n ids drawn with replacement from the allowed ids (or the allowed word starts): uniformly, or in
+        proportion to ``weights``."""
         ids = self.allowed_ids
         if word_start_only:
             ids = self.word_start_ids
             if ids is None or ids.size == 0:
                 raise ValueError("word-start noise needs is_word_start with at least one non-special word start")
-        return ids[rng.integers(0, ids.size, size=n)]
+        if self.weights is None:
+            return ids[rng.integers(0, ids.size, size=n)]
+        return self._weighted_draw(rng, "word starts" if word_start_only else "allowed ids", ids, n)
 
 
 @dataclass

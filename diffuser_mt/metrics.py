@@ -14,12 +14,15 @@ default, close to the Moses tokenizer) and multi-bleu is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 from typing import Sequence
 
 from sacrebleu.metrics import BLEU
 from sacrebleu.metrics.bleu import BLEUScore
+from sacrebleu.significance import PairedTest
 
 from diffuser_mt.generation_output import read_hypotheses
 from diffuser_mt.textio import InputError, read_lines, read_parallel
@@ -51,6 +54,38 @@ def bleu_result(score: BLEUScore, signature: str) -> dict:
 def corpus_bleu(hyps: list[str], refs: list[str], tokenize: str = "13a", lowercase: bool = False) -> dict:
     """Corpus BLEU of N hypotheses against N references, as ``bleu_result`` describes it."""
     return bleu_result(*bleu_score(hyps, refs, tokenize, lowercase))
+
+
+def paired_bootstrap(baseline: list[str], system: list[str], refs: list[str], n_samples: int = 1000,
+                     seed: int = 12345) -> dict:
+    """sacreBLEU's paired bootstrap resampling (``sacrebleu REF -i BASELINE SYSTEM --paired-bs``) of ``system``
+    against ``baseline``: both BLEU scores, each one's bootstrap mean and 95% CI half-width, and the p-value
+    of the system's difference from the baseline (small = unlikely by chance)."""
+    if not len(baseline) == len(system) == len(refs):
+        raise InputError(f"paired bootstrap needs equal line counts: baseline {len(baseline)}, "
+                         f"system {len(system)}, references {len(refs)}")
+    with _sacrebleu_seed(seed):
+        test = PairedTest([("baseline", baseline), ("system", system)], {"BLEU": BLEU()}, [refs], test_type="bs",
+                          n_samples=n_samples)
+        signatures, scores = test()
+    base, other = scores["BLEU"]
+    return {"baseline_bleu": base.score, "baseline_mean": base.mean, "baseline_ci": base.ci,
+            "bleu": other.score, "mean": other.mean, "ci": other.ci, "p_value": other.p_value,
+            "signature": str(signatures["BLEU"])}
+
+
+@contextlib.contextmanager
+def _sacrebleu_seed(seed: int):
+    """sacreBLEU's significance tests read their seed from SACREBLEU_SEED when they are built."""
+    previous = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SACREBLEU_SEED"]
+        else:
+            os.environ["SACREBLEU_SEED"] = previous
 
 
 def mbr_select(candidates: Sequence[str], tokenize: str = "none") -> int:
@@ -157,7 +192,16 @@ def nonempty_separator(text: str) -> str:
 
 
 def bleu_report(args: argparse.Namespace, hyps: list[str], refs: list[str]) -> list[str]:
-    """Output lines for sacreBLEU, in format_bleu's format."""
+    """Output lines for sacreBLEU, in format_bleu's format; with --paired-bs, the paired bootstrap test."""
+    if args.paired_bs:
+        baseline = read_scoring_inputs(args.paired_bs, args.ref, args.generate_output)[0]
+        result = paired_bootstrap(baseline, hyps, refs, args.paired_bs_samples, args.paired_bs_seed)
+        if args.json:
+            return [json.dumps(result)]
+        return [f"baseline BLEU = {result['baseline_bleu']:.2f} ({result['baseline_mean']:.2f} +- "
+                f"{result['baseline_ci']:.2f})",
+                f"system BLEU = {result['bleu']:.2f} ({result['mean']:.2f} +- {result['ci']:.2f}), "
+                f"p = {result['p_value']:.4f}", f"signature: {result['signature']}"]
     score, signature = bleu_score(hyps, refs, args.tokenize, args.lowercase)
     return format_bleu(args, score, signature)
 
@@ -213,6 +257,12 @@ def add_subcommand(subparsers) -> None:
                         help="BLEU only: sacrebleu tokenizer; for compound-bleu, the tokens that are split and "
                              "counted (default: %(default)s)")
     parser.add_argument("--lowercase", action="store_true", help="BLEU only: case-insensitive BLEU")
+    parser.add_argument("--paired-bs", metavar="BASELINE",
+                        help="BLEU only: sacreBLEU's paired bootstrap resampling of --hyp against this baseline's "
+                             "hypotheses (same format as --hyp): both scores with 95%% CIs and the p-value")
+    parser.add_argument("--paired-bs-samples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    parser.add_argument("--paired-bs-seed", type=int, default=12345,
+                        help="seed of the resampling (sacreBLEU's default: 12345)")
     parser.add_argument(
         "--sentence-separator", type=nonempty_separator, default=DEFAULT_SENTENCE_SEPARATOR,
         help="ROUGE only: marks sentence ends inside a line (default: %(default)s)",

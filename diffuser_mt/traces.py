@@ -92,6 +92,14 @@ def parse_history_lines(lines: Iterable[str]) -> dict[int, list[EditStep]]:
     return traces
 
 
+def changed_after(trace: Sequence[EditStep], step: int = 1) -> bool:
+    """Whether the steps after ``step`` (1-based) change the sentence: the last result differs from step
+    ``step``'s result (a trace no longer than ``step`` is unchanged)."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    return len(trace) > step and trace[-1].result() != trace[step - 1].result()
+
+
 # One rendered piece of a step: (kind, symbols) with kind in keep/delete/replaced/replace/insert.
 Segment = tuple[str, list[str]]
 

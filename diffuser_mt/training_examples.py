@@ -1,8 +1,15 @@
-"""One DiffusER training example: corrupted target, tag targets and generator I/O.
+"""One DiffusER training example: the tagger's input and tags, the generator's I/O.
 
-This is what a data-loader worker computes for each target sentence x_0:
-draw t, corrupt x_0 to x_t, derive the reverse supervision of x_t -> x_{t-1},
-cap the number of spans, and lay out the tagger and generator sequences.
+An example is any sequence x̂ the tagger reads plus the edits that take it to
+its reverse target. Three sources of x̂:
+
+* corruption (``make_training_example``): draw t, corrupt x_0 to x_t, read
+  the reverse supervision off the chain (what a data-loader worker computes);
+* a hypothesis of another system or of the model itself
+  (``make_postedit_example``): the edits come from a Levenshtein alignment of
+  x̂ to x_0 (``diffuser_mt.alignment``);
+* either way ``example_from_edits`` caps the number of spans and lays out the
+  tagger and generator sequences.
 """
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.canvas import SpecialIds, build_generator_example, limit_spans
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary, sample_training_pair
 
@@ -29,6 +37,18 @@ class DiffuserExample:
     generator_targets: list[int]
 
 
+def example_from_edits(x_t: list[int], tags: list[int], fills: list[list[int]], ids: SpecialIds) -> DiffuserExample:
+    """The example of the step (x_t, tags, fills); more spans than sentinels are coarsened losslessly."""
+    tags, fills = limit_spans(x_t, tags, fills, len(ids.sentinels))
+    generator_inputs, generator_targets = build_generator_example(x_t, tags, fills, ids)
+    return DiffuserExample(
+        tagger_tokens=[ids.bos, *x_t],
+        tag_targets=tags,
+        generator_inputs=generator_inputs,
+        generator_targets=generator_targets,
+    )
+
+
 def make_training_example(
     x0: list[int],
     config: CorruptionConfig,
@@ -38,11 +58,11 @@ def make_training_example(
 ) -> DiffuserExample:
     """Sample t, corrupt ``x0`` (no bos/eos) and build the example; at most len(ids.sentinels) spans."""
     pair = sample_training_pair(x0, config, noise_vocab, rng)
-    tags, fills = limit_spans(pair.x_next, pair.tags, pair.fills, len(ids.sentinels))
-    generator_inputs, generator_targets = build_generator_example(pair.x_next, tags, fills, ids)
-    return DiffuserExample(
-        tagger_tokens=[ids.bos, *pair.x_next],
-        tag_targets=tags,
-        generator_inputs=generator_inputs,
-        generator_targets=generator_targets,
-    )
+    return example_from_edits(pair.x_next, pair.tags, pair.fills, ids)
+
+
+def make_postedit_example(hypothesis: list[int], x0: list[int], ids: SpecialIds, unit: str = "token",
+                          is_word_start=None) -> DiffuserExample:
+    """The example that edits ``hypothesis`` (no bos/eos) into ``x0``, supervised by their alignment."""
+    tags, fills = edit_supervision(hypothesis, x0, unit, is_word_start)
+    return example_from_edits(list(hypothesis), tags, fills, ids)

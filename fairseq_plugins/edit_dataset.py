@@ -7,6 +7,14 @@ workers carry the corruption cost) with a generator seeded by
 draws fresh corruption, and validation splits use a fixed epoch so their loss
 is comparable across epochs.
 
+Post-editing pairs and roll-in: with ``hypotheses`` (an external system's
+output for every target, e.g. an AR model's decode of the train split), an
+example is, with probability ``postedit_prob``, that hypothesis with the edits
+that take it to x_0 instead of a corruption of x_0. With ``rollin_prob``, an
+example is flagged (``sample["rollin"]``) for the criterion to train again on
+what the model makes of it. Both draws are seeded by (seed, epoch, index) on
+streams of their own, so the corruption of the other examples does not change.
+
 Length-aware batching: after t corruption steps x_t and the generator's
 sequence can be much longer than x_0, and padding every batch to its longest
 x_t wastes most of a step. Because an example depends only on (seed, epoch,
@@ -22,19 +30,24 @@ from fairseq.data import BaseWrapperDataset, FairseqDataset, data_utils
 
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary
-from diffuser_mt.training_examples import DiffuserExample, make_training_example
+from diffuser_mt.training_examples import DiffuserExample, make_postedit_example, make_training_example
 
 TAG_PAD = -100  # ignore_index of the tagger's cross-entropy
+POSTEDIT_STREAM, ROLLIN_STREAM = 1, 2  # seed-sequence suffixes of the two per-example coin flips
 
 
 class EditCorruptionDataset(BaseWrapperDataset):
     """Adds tagger and generator inputs/targets to each LanguagePairDataset sample."""
 
     def __init__(self, dataset, config: CorruptionConfig, noise_vocab: NoiseVocabulary, ids: SpecialIds,
-                 seed: int, fixed_epoch: int | None = None, length_aware: bool = True):
+                 seed: int, fixed_epoch: int | None = None, length_aware: bool = True,
+                 hypotheses: list[list[int]] | None = None, postedit_prob: float = 0.0, rollin_prob: float = 0.0):
         super().__init__(dataset)
+        if hypotheses is not None and len(hypotheses) != len(dataset):
+            raise ValueError(f"{len(hypotheses)} hypotheses for {len(dataset)} examples")
         self.config, self.noise_vocab, self.ids = config, noise_vocab, ids
         self.seed, self.fixed_epoch, self.length_aware = seed, fixed_epoch, length_aware
+        self.hypotheses, self.postedit_prob, self.rollin_prob = hypotheses, postedit_prob, rollin_prob
         self.epoch = fixed_epoch or 1
         self._epoch_sizes = None  # (epoch, int64 array of padded sizes per index)
 
@@ -46,21 +59,24 @@ class EditCorruptionDataset(BaseWrapperDataset):
         super().set_epoch(epoch)
         self.epoch = self.fixed_epoch or epoch
 
+    def _coin(self, index, stream: int, probability: float) -> bool:
+        """A seeded coin flip of ``probability`` for (seed, epoch, index) on its own stream."""
+        return probability > 0 and np.random.default_rng([self.seed, self.epoch, index, stream]).random() < probability
+
     def example(self, index) -> DiffuserExample:
         """The example of ``index`` in the current epoch (deterministic)."""
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         x0 = self.dataset.tgt[index][:-1].tolist()  # drop eos
+        if self.hypotheses is not None and self._coin(index, POSTEDIT_STREAM, self.postedit_prob):
+            return make_postedit_example(self.hypotheses[index], x0, self.ids, self.config.unit,
+                                         self.noise_vocab.is_word_start)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
         return make_training_example(x0, self.config, self.noise_vocab, self.ids, rng)
 
     def __getitem__(self, index):
         item = self.dataset[index]
         example = self.example(index)
-        item.update(
-            tagger_tokens=torch.tensor(example.tagger_tokens, dtype=torch.long),
-            tag_targets=torch.tensor(example.tag_targets, dtype=torch.long),
-            generator_inputs=torch.tensor(example.generator_inputs, dtype=torch.long),
-            generator_targets=torch.tensor(example.generator_targets, dtype=torch.long),
-        )
+        item.update(example_tensors(example))
+        item["rollin"] = self._coin(index, ROLLIN_STREAM, self.rollin_prob)
         return item
 
     def epoch_sizes(self) -> np.ndarray:
@@ -94,12 +110,25 @@ class EditCorruptionDataset(BaseWrapperDataset):
             return batch
         by_id = {sample["id"]: sample for sample in samples}
         ordered = [by_id[int(i)] for i in batch["id"]]
-
-        def stack(key, pad):
-            return data_utils.collate_tokens([s[key] for s in ordered], pad, left_pad=False)
-
-        batch["net_input"]["tagger_tokens"] = stack("tagger_tokens", self.ids.pad)
-        batch["net_input"]["generator_tokens"] = stack("generator_inputs", self.ids.pad)
-        batch["tag_target"] = stack("tag_targets", TAG_PAD)
-        batch["generator_target"] = stack("generator_targets", self.ids.pad)
+        stacked = collate_examples(ordered, self.ids.pad)
+        batch["net_input"]["tagger_tokens"] = stacked["tagger_tokens"]
+        batch["net_input"]["generator_tokens"] = stacked["generator_tokens"]
+        batch["tag_target"] = stacked["tag_target"]
+        batch["generator_target"] = stacked["generator_target"]
+        batch["rollin"] = torch.tensor([bool(s["rollin"]) for s in ordered], dtype=torch.bool)
         return batch
+
+
+def example_tensors(example: DiffuserExample) -> dict[str, torch.Tensor]:
+    """The example's four token lists as 1-D long tensors, keyed as the dataset's items."""
+    return {key: torch.tensor(getattr(example, key), dtype=torch.long)
+            for key in ("tagger_tokens", "tag_targets", "generator_inputs", "generator_targets")}
+
+
+def collate_examples(items: list[dict], pad: int) -> dict[str, torch.Tensor]:
+    """Right-padded B x L tensors of ``example_tensors`` items: the model's inputs and the two targets."""
+    def stack(key, pad_value):
+        return data_utils.collate_tokens([item[key] for item in items], pad_value, left_pad=False)
+
+    return {"tagger_tokens": stack("tagger_tokens", pad), "generator_tokens": stack("generator_inputs", pad),
+            "tag_target": stack("tag_targets", TAG_PAD), "generator_target": stack("generator_targets", pad)}

@@ -403,3 +403,30 @@ def test_clean_supervision_by_hand(x_t, origins, x0, tags, fills):
 def test_unknown_reverse_target_is_refused():
     with pytest.raises(ValueError, match="reverse_target"):
         CorruptionConfig(reverse_target="x_minus_two")
+
+
+# ---------------------------------------------------------------- unigram noise
+
+
+def test_unigram_noise_follows_the_weights_and_skips_special_ids():
+    weights = np.zeros(10)
+    weights[[0, 4, 5, 9]] = [100.0, 1.0, 3.0, 0.0]  # id 0 is special: its weight is ignored
+    vocab = NoiseVocabulary(10, special_ids=(0, 1), weights=weights)
+    draws = vocab.sample(np.random.default_rng(0), 20000)
+    assert set(np.unique(draws)) == {4, 5}
+    assert abs(np.mean(draws == 5) - 0.75) < 0.02
+
+
+def test_unigram_word_start_noise_draws_weighted_word_starts():
+    is_word_start = np.array([False, False, True, False, True, True])
+    vocab = NoiseVocabulary(6, special_ids=(0,), is_word_start=is_word_start, weights=[0, 5, 1, 5, 0, 3])
+    draws = vocab.sample(np.random.default_rng(1), 4000, word_start_only=True)
+    assert set(np.unique(draws)) == {2, 5} and abs(np.mean(draws == 5) - 0.75) < 0.03
+
+
+@pytest.mark.parametrize("weights, message", [
+    (np.ones(3), "shape"), (np.array([1.0, -1.0, 1.0, 1.0]), "non-negative"), (np.array([5.0, 0, 0, 0]), "no mass"),
+])
+def test_bad_noise_weights_raise_clear_errors(weights, message):
+    with pytest.raises(ValueError, match=message):
+        NoiseVocabulary(4, special_ids=(0,), weights=weights)

@@ -327,3 +327,29 @@ def test_a_fairseq_generate_output_is_scored_in_sentence_id_order(capsys, tmp_pa
     code, _, err = run_score(capsys, "--metric", "bleu", "--generate-output", "--hyp", str(generate),
                              "--ref", str(four_refs))
     assert code == 1 and "has 5 D- lines" in err and str(four_refs) in err
+
+
+@pytest.mark.parametrize("seed", [12345, 7])
+def test_paired_bootstrap_equals_the_sacrebleu_command_line(capsys, german_files, tmp_path, seed):
+    hyp, ref = german_files
+    baseline = write_lines(tmp_path / "baseline.de", [GERMAN_HYPS[0], GERMAN_REFS[1], *GERMAN_HYPS[2:4], "Wie?"])
+    ours = score_json(capsys, "--metric", "bleu", "--hyp", str(hyp), "--ref", str(ref), "--paired-bs", str(baseline),
+                      "--paired-bs-seed", str(seed), "--paired-bs-samples", "300")
+    if not SACREBLEU.exists():
+        pytest.skip(f"no sacrebleu executable at {SACREBLEU}")
+    env = {key: value for key, value in os.environ.items() if key != "SACREBLEU_FORMAT"}
+    completed = subprocess.run([str(SACREBLEU), str(ref), "-i", str(baseline), str(hyp), "-m", "bleu", "--paired-bs",
+                                "--paired-bs-n", "300", "--format", "json"], capture_output=True, text=True,
+                               check=True, env={**env, "SACREBLEU_SEED": str(seed)})
+    base, system = (row["BLEU"] for row in json.loads(completed.stdout))
+    assert ours["baseline_bleu"] == pytest.approx(base["score"]) and ours["bleu"] == pytest.approx(system["score"])
+    assert ours["p_value"] == pytest.approx(system["p_value"])
+    assert ours["mean"] == pytest.approx(system["mean"]) and ours["ci"] == pytest.approx(system["ci"])
+    assert 0 < ours["p_value"] <= 1 and f"seed:{seed}" in ours["signature"]
+
+
+def test_paired_bootstrap_needs_equal_line_counts(capsys, german_files, tmp_path):
+    hyp, ref = german_files
+    short = write_lines(tmp_path / "short.de", GERMAN_HYPS[:2])
+    code, _, err = run_score(capsys, "--metric", "bleu", "--hyp", str(hyp), "--ref", str(ref), "--paired-bs", str(short))
+    assert code != 0 and "error:" in err and "short.de has 2 lines" in err and len(err.strip().splitlines()) == 1

@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from diffuser_mt.edits import Tag
-from diffuser_mt.traces import EditStep, format_history_line, parse_history_lines, render_ansi, render_html
+from diffuser_mt.traces import (
+    EditStep, changed_after, format_history_line, parse_history_lines, render_ansi, render_html)
 
 K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT
 # x_t = "▁Das ▁alte ▁Katze ▁ist": keep Das, delete alte, replace Katze by Haus, insert "▁sehr ▁klein" after ist
@@ -126,3 +127,15 @@ def test_trace_command_errors_are_one_line(tmp_path, content, args, message):
     result = diffuser_mt("trace", output, *args)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_changed_after_compares_the_last_result_with_that_of_the_given_step():
+    write = EditStep(["▁a"], [Tag.KEEP, Tag.INSERT], [["▁b"]])
+    keep = EditStep(["▁a", "▁b"], [Tag.KEEP, Tag.KEEP, Tag.KEEP], [])
+    undo = EditStep(["▁a", "▁b"], [Tag.KEEP, Tag.KEEP, Tag.DELETE], [])
+    redo = EditStep(["▁a"], [Tag.KEEP, Tag.INSERT], [["▁b"]])
+    assert not changed_after([write]) and not changed_after([write, keep])
+    assert changed_after([write, undo]) and not changed_after([write, undo, redo])
+    assert changed_after([write, undo, redo], step=2)
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        changed_after([write], step=0)

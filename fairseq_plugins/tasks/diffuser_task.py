@@ -21,7 +21,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
 from diffuser_mt.canvas import SpecialIds
-from diffuser_mt.corruption import REVERSE_TARGETS, UNITS, CorruptionConfig, NoiseVocabulary
+from diffuser_mt.corruption import NOISE_DISTRIBUTIONS, REVERSE_TARGETS, UNITS, CorruptionConfig, NoiseVocabulary
 from diffuser_mt.data_manifest import corpus_task, read_manifest
 from diffuser_mt.edit_decoder import DecodeConfig
 from diffuser_mt.edit_model import DecodeVocabulary
@@ -61,6 +61,25 @@ class DiffuserConfig(TranslationConfig):
         metadata={"help": "batch by the clean target's length, as the translation task does; by default "
                           "batches follow the corrupted sequences' lengths (built once per epoch in the main "
                           "process, ~10 us per target token)"})
+    postedit_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "training: another system's hypotheses of the train split's targets (one per train pair, "
+                          "as detokenized text or a saved fairseq-generate output, e.g. data_scripts/"
+                          "decode_train_split.py of an AR model), mixed in as post-editing pairs; encoded like "
+                          "--init-file"})
+    postedit_prob: float = field(
+        default=0.0,
+        metadata={"help": "training: probability that an example is the --postedit-file hypothesis with the edits "
+                          "(from a Levenshtein alignment) that take it to the reference, instead of a corruption"})
+    rollin_prob: float = field(
+        default=0.0,
+        metadata={"help": "training: share of examples also trained on the model's own output: fills drawn from "
+                          "the generator's teacher-forced distribution, then the edits from that hypothesis back "
+                          "to the reference (a second forward pass on those examples)"})
+    noise_distribution: ChoiceEnum(NOISE_DISTRIBUTIONS) = field(
+        default="uniform",
+        metadata={"help": "corruption: draw replace/insert noise tokens uniformly from the vocabulary, or by their "
+                          "frequency in the training data (unigram: plausible tokens, harder to spot)"})
     persistent_workers: bool = field(
         default=False,
         metadata={"help": "keep data-loader workers alive across epochs; off by default, since each epoch "
@@ -115,7 +134,14 @@ class DiffuserTask(TranslationTask):
             bos=tgt_dict.bos(), eos=tgt_dict.eos(), pad=tgt_dict.pad(),
             sentinels=tuple(tgt_dict.index(SENTINEL_FORMAT.format(k)) for k in range(cfg.max_spans)),
         )
-        self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word")
+        self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word",
+                                            distribution=str(cfg.noise_distribution))
+        self.fillable = fillable_mask(self.noise_vocab)
+        for name in ("postedit_prob", "rollin_prob"):
+            if not 0.0 <= getattr(cfg, name) <= 1.0:
+                raise SystemExit(f"error: --{name.replace('_', '-')} must lie in [0, 1], got {getattr(cfg, name)}")
+        if cfg.postedit_prob > 0 and not cfg.postedit_file:
+            raise SystemExit("error: --postedit-prob needs --postedit-file PATH (hypotheses of the train split)")
         self.manifest, self.corpus_task = data_manifest(cfg.data)
         decode_config({name: getattr(cfg, name) for name in DECODING_OPTIONS}, cfg.max_target_positions)  # validate
         self.init_tokens = None  # ids of --init-file's hypotheses, read with the decoded split
@@ -123,12 +149,18 @@ class DiffuserTask(TranslationTask):
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
         pairs = self.datasets[split]
-        if self.cfg.init_mode == "file" and split != self.cfg.train_subset:
+        training = split == self.cfg.train_subset
+        if self.cfg.init_mode == "file" and not training:
             self.init_tokens = read_init_tokens(self.cfg, self.tgt_dict, len(pairs), self.manifest)
+        hypotheses = None
+        if training and self.cfg.postedit_file and self.cfg.postedit_prob > 0:
+            hypotheses = read_hypothesis_tokens(self.cfg, self.cfg.postedit_file, "--postedit-file", self.tgt_dict,
+                                                len(pairs), self.manifest)
         self.datasets[split] = EditCorruptionDataset(
             pairs, self.corruption, self.noise_vocab, self.special_ids, seed=self.cfg.seed,
-            fixed_epoch=None if split == self.cfg.train_subset else 1,
-            length_aware=not self.cfg.batch_by_clean_length,
+            fixed_epoch=None if training else 1, length_aware=not self.cfg.batch_by_clean_length,
+            hypotheses=hypotheses, postedit_prob=self.cfg.postedit_prob if training else 0.0,
+            rollin_prob=self.cfg.rollin_prob if training else 0.0,
         )
 
     def max_positions(self):
@@ -206,16 +238,23 @@ def read_init_tokens(cfg: DiffuserConfig, dictionary, expected_lines: int,
     """--init-file's hypotheses as dictionary ids (no eos); one clear line on any problem."""
     if not cfg.init_file:
         raise SystemExit("error: --init-mode file needs --init-file PATH")
+    return read_hypothesis_tokens(cfg, cfg.init_file, "--init-file", dictionary, expected_lines, manifest)
+
+
+def read_hypothesis_tokens(cfg: DiffuserConfig, path: str, option: str, dictionary, expected_lines: int,
+                           manifest: Optional[dict]) -> list[list[int]]:
+    """The hypotheses of ``path`` (text or fairseq-generate output) as dictionary ids (no eos), one per line of
+    the split; one clear line naming ``option`` on any problem."""
     try:
-        hypotheses = read_init_hypotheses(cfg.init_file, expected_lines)
+        hypotheses = read_init_hypotheses(path, expected_lines)
     except InputError as err:
-        raise SystemExit(f"error: --init-file {err}") from None
+        raise SystemExit(f"error: {option} {err}") from None
     encode = _piece_encoder(cfg, manifest)
     tokens = []
     for line_no, text in enumerate(hypotheses, start=1):
         ids = dictionary.encode_line(encode(text), add_if_not_exist=False, append_eos=False).long().tolist()
         if len(ids) > cfg.max_target_positions:
-            raise SystemExit(f"error: --init-file {cfg.init_file}: hypothesis {line_no} has {len(ids)} tokens, "
+            raise SystemExit(f"error: {option} {path}: hypothesis {line_no} has {len(ids)} tokens, "
                              f"over --max-target-positions {cfg.max_target_positions}")
         tokens.append(ids)
     return tokens
@@ -235,8 +274,9 @@ def _piece_encoder(cfg: DiffuserConfig, manifest: Optional[dict]):
     return lambda text: " ".join(processor.encode(text, out_type=str))
 
 
-def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool) -> NoiseVocabulary:
-    """Noise is drawn from real subwords: no special symbol, sentinel or fairseq padding word."""
+def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, distribution: str = "uniform") -> NoiseVocabulary:
+    """Noise is drawn from real subwords: no special symbol, sentinel or fairseq padding word; with the unigram
+    distribution, by the dictionary's counts (the training data's token frequencies)."""
     symbols = dictionary.symbols
     special = {dictionary.bos(), dictionary.pad(), dictionary.eos(), dictionary.unk(), *ids.sentinels}
     special |= {i for i, symbol in enumerate(symbols) if symbol.startswith("madeupword")}
@@ -245,7 +285,8 @@ def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool) -> NoiseVoc
         is_word_start = np.array([symbol.startswith(WORD_START) for symbol in symbols])
         if not is_word_start.any():
             raise SystemExit("error: --edit-unit word needs a sentencepiece dictionary (no symbol starts with ▁)")
-    return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start)
+    weights = np.asarray(dictionary.count, dtype=np.float64) if distribution == "unigram" else None
+    return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start, weights=weights)
 
 
 def load_language_pairs(task: TranslationTask, split: str, **kwargs) -> None:

@@ -1,0 +1,69 @@
+"""Roll-in: training examples made from the model's own output.
+
+Corruption only shows the tagger random tokens, so it learns "implausible
+token -> edit it" and never "plausible but wrong token". Refiners of the NAT
+literature train on their own outputs instead (LevT's deletion learned on its
+own insertions, SUNDAE's unrolled denoising, CMLMC's correction loss).
+
+The cheap flavour here costs no decoding: a training step has already
+computed the generator's teacher-forced distribution at every gold fill token.
+Drawing one token there gives fills of the gold lengths written by the model,
+and
+
+    x̂ = apply_edits(x_t, tags, drawn fills)
+
+is the model's own version of the step's output: equal to the target where
+the generator is right, a plausible but wrong token where it errs. The
+example that edits x̂ back to x_0 (Levenshtein supervision,
+``training_examples.make_postedit_example``) teaches the tagger to find those
+tokens and the generator to correct them in context.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from diffuser_mt.canvas import SpecialIds
+from diffuser_mt.edits import apply_edits, as_token_list
+from diffuser_mt.training_examples import DiffuserExample, make_postedit_example
+
+
+def fills_of(generator_targets: Sequence[int], ids: SpecialIds, tokens: Sequence[int] | None = None) -> list[list[int]]:
+    """The fills of one example, read off its generator targets (Z[1:], pad where no loss applies).
+
+    The learned targets are ``f_0 S_1 f_1 ... S_{K-1} f_{K-1} eos``: each fill
+    ends at a sentinel or eos. With ``tokens`` (same length as the targets),
+    the fills hold ``tokens`` at the fill positions instead of the targets.
+    """
+    targets = as_token_list(generator_targets, "generator_targets")
+    tokens = targets if tokens is None else as_token_list(tokens, "tokens")
+    if len(tokens) != len(targets):
+        raise ValueError(f"tokens has {len(tokens)} entries, generator_targets {len(targets)}")
+    terminators = {*ids.sentinels, ids.eos}
+    fills: list[list[int]] = []
+    current: list[int] | None = None
+    for target, token in zip(targets, tokens):
+        if target == ids.pad:
+            continue
+        if current is None:
+            current = []
+        if target in terminators:
+            fills.append(current)
+            current = [] if target != ids.eos else None
+        else:
+            current.append(token)
+    return fills
+
+
+def rolled_in_hypothesis(x_t: Sequence[int], tags: Sequence[int], generator_targets: Sequence[int],
+                         drawn: Sequence[int], ids: SpecialIds) -> list[int]:
+    """x̂: the step's edits applied to ``x_t`` with the fills' tokens taken from ``drawn`` (aligned with the
+    generator targets); with ``drawn == generator_targets`` it is the step's gold output."""
+    return apply_edits(x_t, tags, fills_of(generator_targets, ids, drawn))
+
+
+def rollin_example(x_t: Sequence[int], tags: Sequence[int], generator_targets: Sequence[int],
+                   drawn: Sequence[int], x0: Sequence[int], ids: SpecialIds, unit: str = "token",
+                   is_word_start=None) -> DiffuserExample:
+    """The example that edits the rolled-in hypothesis (``rolled_in_hypothesis``) into ``x0``."""
+    hypothesis = rolled_in_hypothesis(x_t, tags, generator_targets, drawn, ids)
+    return make_postedit_example(hypothesis, as_token_list(x0, "x0"), ids, unit, is_word_start)

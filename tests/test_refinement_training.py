@@ -1,0 +1,152 @@
+"""Training on hypotheses: post-editing pairs from another system's output and roll-in on the model's own."""
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sentencepiece
+from fairseq import options, tasks, utils
+from fairseq_helpers import DIFFUSER_TINY, fairseq, json_log
+
+from corpus_helpers import REPO_ROOT
+from diffuser_mt.edits import Tag, apply_edits
+from diffuser_mt.rollin import fills_of
+
+
+def drop_last_words(text_path, out_path):
+    """Hypotheses for every line of ``text_path``: the reference without its last word (empty for one word)."""
+    lines = text_path.read_text(encoding="utf-8").splitlines()
+    out_path.write_text("".join(" ".join(line.split()[:-1]) + "\n" for line in lines), encoding="utf-8")
+    return out_path
+
+
+@pytest.fixture(scope="module")
+def postedit_file(small_corpus, tmp_path_factory):
+    return drop_last_words(small_corpus / "text" / "train.de", tmp_path_factory.mktemp("postedit") / "train.hyp.de")
+
+
+def train_set(data, *options_):
+    utils.import_user_module(argparse.Namespace(user_dir=str(REPO_ROOT / "fairseq_plugins")))
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [str(data), "--task", "diffuser", "--arch",
+                                                "diffuser_tiny", "--seed", "3", *options_])
+    task = tasks.setup_task(args)
+    task.load_dataset("train")
+    return task, task.datasets["train"]
+
+
+@pytest.fixture(scope="module")
+def mixed(small_corpus, postedit_file):
+    return train_set(small_corpus / "bin", "--postedit-file", str(postedit_file), "--postedit-prob", "0.4",
+                     "--rollin-prob", "0.25")
+
+
+def is_postedit(task, dataset, index):
+    hypothesis = dataset.hypotheses[index]
+    return dataset.example(index).tagger_tokens == [task.special_ids.bos, *hypothesis]
+
+
+def test_postedit_examples_take_the_hypothesis_to_the_reference(mixed):
+    task, dataset = mixed
+    dataset.set_epoch(1)
+    found = 0
+    for index in range(200):
+        example = dataset.example(index)
+        x0 = dataset.dataset.tgt[index][:-1].tolist()
+        x_t = example.tagger_tokens[1:]
+        assert apply_edits(x_t, example.tag_targets, fills_of(example.generator_targets, task.special_ids)) == x0
+        if is_postedit(task, dataset, index):
+            found += 1
+            assert example.tag_targets.count(Tag.INSERT) == 1 and example.tag_targets[-1] == Tag.INSERT
+    assert 0.25 < found / 200 < 0.55
+
+
+def test_postedit_and_rollin_draws_follow_seed_epoch_and_index(mixed):
+    task, dataset = mixed
+    dataset.set_epoch(2)
+    first = [(dataset.example(i).tagger_tokens, dataset[i]["rollin"]) for i in range(60)]
+    dataset.set_epoch(3)
+    other = [(dataset.example(i).tagger_tokens, dataset[i]["rollin"]) for i in range(60)]
+    dataset.set_epoch(2)
+    assert first == [(dataset.example(i).tagger_tokens, dataset[i]["rollin"]) for i in range(60)]
+    assert first != other
+    flags = np.array([dataset[i]["rollin"] for i in range(400)])
+    assert 0.17 < flags.mean() < 0.33
+    batch = dataset.collater([dataset[i] for i in range(8)])
+    assert batch["rollin"].tolist() == [dataset[int(i)]["rollin"] for i in batch["id"]]
+
+
+def test_corrupted_examples_do_not_change_when_postedit_pairs_are_mixed_in(small_corpus, mixed):
+    task, dataset = mixed
+    _, plain = train_set(small_corpus / "bin")
+    for d in (dataset, plain):
+        d.set_epoch(1)
+    for index in range(100):
+        if not is_postedit(task, dataset, index):
+            assert dataset.example(index) == plain.example(index)
+
+
+def test_validation_has_neither_postedit_pairs_nor_rollin(small_corpus, postedit_file):
+    task, _ = train_set(small_corpus / "bin", "--postedit-file", str(postedit_file), "--postedit-prob", "1",
+                        "--rollin-prob", "1")
+    task.load_dataset("valid")
+    valid = task.datasets["valid"]
+    assert valid.hypotheses is None and not any(valid[i]["rollin"] for i in range(20))
+
+
+def test_training_with_rollin_and_postedit_pairs_lowers_both_losses(small_corpus, postedit_file, tmp_path):
+    result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "30",
+                     "--postedit-file", postedit_file, "--postedit-prob", "0.3", "--rollin-prob", "0.5",
+                     "--save-dir", tmp_path, "--log-format", "json", "--log-interval", "5")
+    records = json_log(result.stdout, "train_inner")
+    assert records[-1]["tagger_loss"] < records[0]["tagger_loss"]
+    assert records[-1]["generator_loss"] < records[0]["generator_loss"]
+    assert all(0.0 <= float(record["rollin_edit_share"]) <= 1.0 for record in records)
+    assert float(records[0]["rollin_edit_share"]) > 0.0  # an untrained generator's fills are mostly wrong
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--postedit-prob", "0.5"], "--postedit-prob needs --postedit-file"),
+    (["--rollin-prob", "1.5"], "--rollin-prob must lie in [0, 1]"),
+])
+def test_bad_hypothesis_training_options_stop_with_one_line(small_corpus, tmp_path, extra, message):
+    result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "1",
+                     "--save-dir", tmp_path, *extra, check=False)
+    assert result.returncode != 0 and message in result.stderr.strip().splitlines()[-1]
+
+
+def test_postedit_file_with_the_wrong_line_count_stops_with_one_line(small_corpus, tmp_path):
+    short = tmp_path / "short.de"
+    short.write_text("ein Satz\n", encoding="utf-8")
+    result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "1",
+                     "--save-dir", tmp_path, "--postedit-file", short, "--postedit-prob", "0.5", check=False)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and last.startswith("error: --postedit-file") and "1 lines" in last
+
+
+def test_decoded_train_split_feeds_postediting_and_a_kd_corpus(small_corpus, tmp_path):
+    ar_dir = tmp_path / "ar"
+    ar = subprocess.run([sys.executable, REPO_ROOT / "data_scripts" / "ar_baseline.py", "--data", small_corpus / "bin",
+                         "--reference", small_corpus / "text" / "test.de", "--save-dir", ar_dir, "--model-size", "tiny",
+                         "--max-update", "20", "--warmup-updates", "10", "--max-tokens", "2000", "--num-workers", "0"],
+                        capture_output=True, text=True)
+    assert ar.returncode == 0, ar.stderr[-2000:]
+    hypotheses, kd = tmp_path / "train.hyp.de", tmp_path / "kd"
+    decode = subprocess.run([sys.executable, REPO_ROOT / "data_scripts" / "decode_train_split.py",
+                             "--data", small_corpus / "bin", "--path", ar_dir / "checkpoint_best.pt", "--out", hypotheses,
+                             "--beam", "1", "--max-len-b", "8", "--kd-dest-dir", kd], capture_output=True, text=True)
+    assert decode.returncode == 0, decode.stderr[-2000:]
+    references = (small_corpus / "text" / "train.de").read_text(encoding="utf-8").splitlines()
+    written = hypotheses.read_text(encoding="utf-8").splitlines()
+    assert len(written) == len(references) and written != references
+    assert (kd / "dict.de.txt").read_bytes() == (small_corpus / "bin" / "dict.de.txt").read_bytes()
+    for split in ("valid", "test"):
+        assert (kd / f"{split}.en-de.de.bin").read_bytes() == (small_corpus / "bin" / f"{split}.en-de.de.bin").read_bytes()
+    _, kd_train = train_set(kd)
+    spm = sentencepiece.SentencePieceProcessor(model_file=str(small_corpus / "text" / "spm.model"))
+    first = kd_train.dataset.tgt[0][:-1].tolist()
+    assert first == [kd_train.dataset.tgt_dict.index(piece) for piece in spm.encode(written[0], out_type=str)]
+    trained = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "3", "--save-dir",
+                      tmp_path / "diffuser", "--postedit-file", hypotheses, "--postedit-prob", "0.5")
+    assert "done training" in trained.stderr + trained.stdout
