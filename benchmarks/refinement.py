@@ -1,0 +1,149 @@
+#!/usr/bin/env python
+"""Does DiffusER refine? Step sweep, AR bootstrap with significance, controlled post-editing, for one checkpoint.
+
+    python benchmarks/refinement.py --path checkpoints/diffuser/checkpoint_best.pt \\
+        --ar-hypotheses checkpoints/ar_baseline/hypotheses.test.de --name diffuser
+
+1. Step sweep: one greedy decode of the test split from random tokens with
+   ``--decode-steps`` (12) and the edit history; the output after k steps is
+   read off the history for every k (the decoder has no notion of the step
+   count, so a k-step decode is the first k steps of a longer one, and a
+   sentence that stopped early has reached a fixed point). Reported: BLEU
+   after 1, 2, 4, 8, 12 steps and the share of sentences that the steps after
+   the first change.
+2. AR bootstrap: DiffusER starting from the AR system's test hypotheses
+   (``--init-mode file``) and the paper's own ``--init-mode ar``, each against
+   the AR hypotheses with sacreBLEU's paired bootstrap resampling (p-value),
+   and the share of AR hypotheses DiffusER changes.
+3. Controlled post-editing (``benchmarks/postedit_check.py``): references with
+   one word substituted, dropped or duplicated; the share restored exactly.
+
+Results: ``OUT_DIR/refinement.NAME.json`` and ``.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import postedit_check  # noqa: E402
+from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
+from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
+from diffuser_mt.metrics import corpus_bleu, paired_bootstrap  # noqa: E402
+from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
+from diffuser_mt.traces import changed_after, detokenize, parse_history_lines  # noqa: E402
+
+SWEEP_STEPS = (1, 2, 4, 8, 12)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
+    parser.add_argument("--path", type=Path, required=True, help="DiffusER checkpoint")
+    parser.add_argument("--ar-hypotheses", type=Path, required=True,
+                        help="the AR system's test hypotheses, one per line (ar_baseline.py's hypotheses.test.de)")
+    parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"), help="raw test references")
+    parser.add_argument("--train-targets", type=Path, default=Path("data/ding/train.de"),
+                        help="raw training targets (words for the post-editing check's substitutions)")
+    parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"), help="sentencepiece model")
+    parser.add_argument("--decode-steps", type=int, default=12, help="steps of the sweep and the bootstrap")
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="results folder")
+    parser.add_argument("--name", default="diffuser", help="names the results files")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def decode(args: argparse.Namespace, name: str, *options) -> Path:
+    """fairseq-generate --task diffuser on the test split with the edit history; returns the output file."""
+    output = args.out_dir / f"refinement_generate.{args.name}.{name}.txt"
+    run_fairseq("fairseq-generate", [
+        args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
+        "--decode-steps", args.decode_steps, "--print-edit-history", "--bpe", "sentencepiece",
+        "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
+        "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed, *options,
+    ], stdout_path=output)
+    return output
+
+
+def step_sweep(output: Path, references: list[str]) -> dict:
+    """BLEU after each of SWEEP_STEPS steps and the share of sentences the steps after the first change."""
+    traces = parse_history_lines(read_lines(output))
+    if sorted(traces) != list(range(len(references))):
+        raise InputError(f"{output}: edit histories for {len(traces)} of {len(references)} sentences")
+    ordered = [traces[i] for i in range(len(references))]
+    bleu = {}
+    for steps in SWEEP_STEPS:
+        texts = [detokenize(trace[min(steps, len(trace)) - 1].result()) for trace in ordered]
+        bleu[str(steps)] = corpus_bleu(texts, references)["bleu"]
+    return {"bleu": bleu, "changed_after_step_1": sum(map(changed_after, ordered)) / len(ordered),
+            "mean_steps_run": sum(map(len, ordered)) / len(ordered)}
+
+
+def bootstrap_row(output: Path, ar: list[str], references: list[str], seed: int) -> dict:
+    hypotheses = read_hypotheses(output, prefix="D")
+    test = paired_bootstrap(ar, hypotheses, references, seed=seed)
+    return {"bleu": test["bleu"], "ci": test["ci"], "ar_bleu": test["baseline_bleu"], "p_value": test["p_value"],
+            "changed_share": sum(h != a for h, a in zip(hypotheses, ar)) / len(ar), "signature": test["signature"]}
+
+
+def markdown(args: argparse.Namespace, result: dict) -> str:
+    sweep = result["step_sweep"]
+    lines = [f"DiffusER refinement check: {args.path} (`{' '.join(sys.argv)}`)", "",
+             "| steps | " + " | ".join(sweep["bleu"]) + " |", "|---|" + "---|" * len(sweep["bleu"]),
+             "| test BLEU (random start, greedy) | " + " | ".join(f"{b:.2f}" for b in sweep["bleu"].values()) + " |",
+             "", f"Sentences that steps >= 2 change: {sweep['changed_after_step_1']:.1%} "
+             f"(mean steps run before a fixed point: {sweep['mean_steps_run']:.2f})", "",
+             "| start | BLEU | AR BLEU | paired-bs p | AR hypotheses changed |", "|---|---|---|---|---|"]
+    for name, row in result["bootstrap"].items():
+        lines.append(f"| {name} | {row['bleu']:.2f} +- {row['ci']:.2f} | {row['ar_bleu']:.2f} | {row['p_value']:.4f} "
+                     f"| {row['changed_share']:.1%} |")
+    shares = result["postedit"]["shares"]
+    lines += ["", "Controlled post-editing (one word substituted / dropped / duplicated, 2 steps): restored exactly "
+              + ", ".join(f"{kind} {row['restored']:.1%}" for kind, row in shares.items()),
+              "", f"sacreBLEU: {result['signature']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        references = read_lines(args.reference, allow_empty_lines=False)
+        ar = read_lines(args.ar_hypotheses)
+        if len(ar) != len(references):
+            raise InputError(f"{args.ar_hypotheses}: {len(ar)} hypotheses for {len(references)} references")
+        sweep = step_sweep(decode(args, "random", "--init-mode", "random"), references)
+        bootstrap = {
+            "AR hypotheses (--init-mode file)": bootstrap_row(
+                decode(args, "file", "--init-mode", "file", "--init-file", args.ar_hypotheses,
+                       "--init-spm-model", args.spm_model), ar, references, args.seed),
+            "own AR pass (--init-mode ar)": bootstrap_row(decode(args, "ar", "--init-mode", "ar"), ar, references,
+                                                          args.seed),
+        }
+        postedit_options = ["--data", args.data, "--path", args.path, "--reference", args.reference,
+                            "--train-targets", args.train_targets, "--spm-model", args.spm_model,
+                            "--out-dir", args.out_dir, "--name", args.name, "--seed", args.seed]
+        if postedit_check.main(list(map(str, postedit_options))) != 0:
+            return 1
+        postedit = json.loads((args.out_dir / f"postedit_check.{args.name}.json").read_text())
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "step_sweep": sweep,
+              "bootstrap": bootstrap, "postedit": postedit,
+              "signature": corpus_bleu(ar[:1], references[:1])["signature"]}
+    with atomic_write(args.out_dir / f"refinement.{args.name}.json") as out:
+        json.dump(result, out, indent=2)
+    report = markdown(args, result)
+    with atomic_write(args.out_dir / f"refinement.{args.name}.md") as out:
+        out.write(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The refinement benchmark: single-word drafts, and one run of benchmarks/refinement.py on a tiny checkpoint."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from fairseq_helpers import DIFFUSER_TINY, fairseq
+
+from benchmarks.postedit_check import EDIT_KINDS, make_drafts, shares, single_word_edit
+from corpus_helpers import REPO_ROOT
+
+WORDS = "der Hund läuft schnell nach Hause".split()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_single_word_edits_change_exactly_one_word(seed):
+    rng = np.random.default_rng(seed)
+    substituted = single_word_edit(WORDS, "substitute", rng, ["Katze", "der"])
+    assert len(substituted) == len(WORDS) and sum(a != b for a, b in zip(substituted, WORDS)) == 1
+    dropped = single_word_edit(WORDS, "drop", rng, [])
+    assert len(dropped) == len(WORDS) - 1 and any(dropped == WORDS[:i] + WORDS[i + 1:] for i in range(len(WORDS)))
+    duplicated = single_word_edit(WORDS, "duplicate", rng, [])
+    assert any(duplicated == WORDS[:i + 1] + WORDS[i:] for i in range(len(WORDS)))
+
+
+def test_drafts_follow_the_seed_and_take_the_kinds_in_turn():
+    references = [" ".join(WORDS)] * 7
+    drafts, kinds = make_drafts(references, ["Katze"], seed=3)
+    assert make_drafts(references, ["Katze"], seed=3) == (drafts, kinds)
+    assert kinds == [EDIT_KINDS[i % 3] for i in range(7)] and all(d != references[0] for d in drafts)
+    result = shares(references, drafts, [references[0], drafts[1]] + drafts[2:], kinds)
+    assert result["substitute"]["restored"] == pytest.approx(1 / 3) and result["drop"]["unchanged"] == 1.0
+    assert result["all"]["sentences"] == 7
+
+
+def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
+    fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "5", "--save-dir", tmp_path / "ckpt")
+    ar = tmp_path / "ar.de"
+    references = (small_corpus / "text" / "test.de").read_text(encoding="utf-8").splitlines()
+    ar.write_text("".join(" ".join(line.split()[1:]) + "\n" for line in references), encoding="utf-8")
+    command = [sys.executable, REPO_ROOT / "benchmarks" / "refinement.py", "--data", small_corpus / "bin",
+               "--path", tmp_path / "ckpt" / "checkpoint_last.pt", "--ar-hypotheses", ar,
+               "--reference", small_corpus / "text" / "test.de", "--train-targets", small_corpus / "text" / "train.de",
+               "--spm-model", small_corpus / "text" / "spm.model", "--decode-steps", "3", "--out-dir", tmp_path / "out",
+               "--name", "tiny"]
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "out" / "refinement.tiny.json").read_text())
+    assert set(figures["step_sweep"]["bleu"]) == {"1", "2", "4", "8", "12"}
+    assert 0.0 <= figures["step_sweep"]["changed_after_step_1"] <= 1.0
+    for row in figures["bootstrap"].values():
+        assert 0.0 < row["p_value"] <= 1.0 and 0.0 <= row["changed_share"] <= 1.0
+    assert figures["postedit"]["shares"]["all"]["sentences"] == len(references)
+    assert "Controlled post-editing" in (tmp_path / "out" / "refinement.tiny.md").read_text()
