@@ -234,6 +234,8 @@ MADE_UP = [
     "fairseq-train data-bin/x --user-dir fairseq_plugins --task diffuser --arch diffuser_tiny "
     "--criterion diffuser_loss --span-lambda 3 --no-such-option 1",
     "fairseq-generate data-bin/x --user-dir fairseq_plugins --task diffuser --decode-steps 4 --no-such-option",
+    "fairseq-interactive data-bin/x --user-dir fairseq_plugins --task diffuser --init-mode null --no-such-option",
+    "fairseq-preprocess --source-lang en --target-lang de --joined-dictionary --no-such-option",
     "fairseq-hydra-train --config-dir configs --config-name diffuser_wmt14_en_de --no-such-option",
     "diffuser-mt score --metric bleu --no-such-option",
     ".venv/bin/python data_scripts/prepare_ding.py --no-such-option",
