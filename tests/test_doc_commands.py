@@ -268,3 +268,17 @@ def test_code_blocks_join_continuations_and_drop_comments():
     assert [tool_call(tokens) for tokens in shell_commands(lines)] == [
         (("make",), ["demo"]), (("fairseq", "fairseq-train"), ["d", "--task", "diffuser"]), None,
         (("diffuser-mt", "score"), ["--json"])]
+
+
+def test_the_readme_starts_with_the_two_commands_and_stays_short():
+    lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    commands = [line.split()[:2] for line in lines if line.startswith("    make ")]
+    assert commands[:2] == [["make", "demo"], ["make", "test"]]
+    assert len(lines) <= 200
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[str(doc.relative_to(REPO_ROOT)) for doc in DOCS])
+def test_relative_links_point_to_files_that_exist(doc):
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8"))
+    missing = [link for link in links if "://" not in link and not (doc.parent / link).exists()]
+    assert not missing, f"{doc.relative_to(REPO_ROOT)} links to {missing}"
