@@ -47,7 +47,9 @@ bench: data
 	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
 	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES)
 
+# ruff (pyproject.toml's [tool.ruff]) first, then the whole test suite.
 test: $(ENV_STAMP) $(DING)
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 clean-venv:

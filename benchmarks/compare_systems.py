@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
 from benchmarks.common import PARAMS_PATTERN, SYSTEMS, machine, write_results  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402

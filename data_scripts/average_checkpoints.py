@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from fairseq import checkpoint_utils
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 import fairseq_plugins  # noqa: E402,F401  (the checkpoint allow-list)
 from diffuser_mt.textio import InputError  # noqa: E402

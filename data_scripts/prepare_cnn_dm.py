@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.cnn_dm import (  # noqa: E402
     SENTENCE_SEPARATOR, URL_LISTS, SplitStats, Story, find_story_dirs, index_stories, parse_story,

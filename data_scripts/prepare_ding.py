@@ -34,7 +34,7 @@ from pathlib import Path
 
 import sentencepiece
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.corpus_build import (  # noqa: E402
     binarize, check_output_dir, publish, staging_directory, train_sentencepiece)

@@ -315,7 +315,8 @@ class _ChainDraws:
 
     def __init__(self, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator):
         if config.unit == "word" and (noise_vocab.word_start_ids is None or noise_vocab.word_start_ids.size == 0):
-            raise ValueError("word-mode corruption needs a NoiseVocabulary with is_word_start and a non-special word start")
+            raise ValueError(
+                "word-mode corruption needs a NoiseVocabulary with is_word_start and a non-special word start")
         self._config = config
         self._noise_vocab = noise_vocab
         self._rng = rng

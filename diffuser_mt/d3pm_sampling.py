@@ -82,7 +82,8 @@ def reverse_diffusion(transition: Transition, denoise: Callable[[Tensor, Tensor]
     x = _pad(rows, width, pad, device)
     times = timestep_grid(transition.num_steps, config.steps)
     for t, s in zip(times, times[1:]):
-        t_rows, s_rows = torch.full((len(lengths), 1), t, device=device), torch.full((len(lengths), 1), s, device=device)
+        t_rows = torch.full((len(lengths), 1), t, device=device)
+        s_rows = torch.full((len(lengths), 1), s, device=device)
         logits = denoise(x, t_rows.squeeze(1)).float()
         x0_probs = transition.x0_log_probs(logits / config.temperature).exp()
         if config.mode == "argmax":

@@ -29,7 +29,7 @@ class EditModel(abc.ABC):
 
     @abc.abstractmethod
     def next_token_log_probs(self, rows: Sequence[int], prefixes: Sequence[Sequence[int]]) -> torch.Tensor:
-        """For each generator prefix ([bos] + canvas + fill section so far): next-token log-probs, (len(prefixes), V)."""
+        """Next-token log-probs, (len(prefixes), V), of each generator prefix ([bos] + canvas + fill so far)."""
 
     def start_fills(self, rows: Sequence[int], prefixes: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor]:
         """Begin writing after each prefix: an opaque generation state holding len(prefixes) hypotheses, and their

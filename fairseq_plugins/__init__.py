@@ -11,4 +11,4 @@ from fairseq_plugins.checkpoint_safety import allow_fairseq_checkpoint_globals, 
 allow_fairseq_checkpoint_globals()
 guard_checkpoint_loading()
 
-from fairseq_plugins import criterions, models, tasks  # noqa: E402,F401
+from fairseq_plugins import criterions, models, tasks  # noqa: E402,F401  (registers everything, once the allow-list is in place)

@@ -38,7 +38,7 @@ def add_subcommand(subparsers) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True, help="a diffuser checkpoint (fairseq-train)")
     parser.add_argument("--data", type=Path,
-                        help="binarized data dir with the dictionaries (default: the one the checkpoint was trained on)")
+                        help="binarized data dir with the dictionaries (default: the checkpoint's training data)")
     parser.add_argument("--spm-model", type=Path,
                         help="sentencepiece model (default: the one named in the data dir's manifest.json)")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -79,7 +79,7 @@ def run_revise(args: argparse.Namespace) -> None:
     model, task = load_diffuser(args.checkpoint, args.data)
     pieces = piece_encoder(args.spm_model, Path(task.cfg.data.split(":")[0]))
     dictionary = task.target_dictionary
-    encode = lambda text: dictionary.encode_line(text, add_if_not_exist=False, append_eos=False).long().tolist()  # noqa: E731
+    encode = lambda text: dictionary.encode_line(text, add_if_not_exist=False, append_eos=False).long().tolist()  # noqa: E731  (a one-line encoder)
     states, locks = zip(*(locked_draft(draft, args.keep_spans, pieces, encode, line)
                           for line, draft in enumerate(drafts, start=1)))
     source_ids = [encode(pieces.encode_as_text(source)) + [dictionary.eos()] for source in sources]

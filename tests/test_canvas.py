@@ -8,7 +8,7 @@ from diffuser_mt.canvas import SpecialIds, build_canvas, build_generator_example
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary, sample_training_pair
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
 
-K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT
+K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT  # noqa: E741  (I: the INSERT letter of the E- lines)
 IDS = SpecialIds(bos=0, eos=2, pad=1, sentinels=tuple(range(100, 132)))
 S = IDS.sentinels
 

@@ -237,7 +237,8 @@ def test_invalid_settings_raise_clear_errors(kind, schedule, options, message):
         make_transition(kind, support, settings.pop("num_steps"), schedule, **settings)
 
 
-@pytest.mark.parametrize("num_steps, steps, expected", [(10, 10, list(range(10, -1, -1))), (1000, 4, [1000, 750, 500, 250, 0]),
+@pytest.mark.parametrize("num_steps, steps, expected", [(10, 10, list(range(10, -1, -1))),
+                                                        (1000, 4, [1000, 750, 500, 250, 0]),
                                                         (7, 1, [7, 0]), (10, 3, [10, 6, 3, 0])])
 def test_timestep_grid_strides_from_t_to_zero(num_steps, steps, expected):
     assert timestep_grid(num_steps, steps) == expected

@@ -185,7 +185,7 @@ def test_training_terms_equal_their_definitions():
 def test_mse_targets_the_word_embeddings_at_step_zero_only(t, perfect):
     schedule = make_schedule("sqrt", 50)
     emb_matrix, emb_w, z0, _, t = make_training_batch(schedule, [t, t])
-    logits_fn = lambda x: x @ emb_matrix.T  # noqa: E731
+    logits_fn = lambda x: x @ emb_matrix.T  # noqa: E731  (a one-line stand-in for the rounding head)
     good = emb_w if perfect == "emb_w" else z0
     bad = z0 if perfect == "emb_w" else emb_w
     assert (training_terms(schedule, emb_w, z0, good, t, TOKENS, TARGET, PADDING, logits_fn).mse == 0).all()
@@ -195,10 +195,10 @@ def test_mse_targets_the_word_embeddings_at_step_zero_only(t, perfect):
 def test_training_terms_ignore_source_and_padding_positions():
     schedule = make_schedule("sqrt", 50)
     emb_matrix, emb_w, z0, x0_pred, t = make_training_batch(schedule, [0, 9])
-    logits_fn = lambda x: x @ emb_matrix.T  # noqa: E731
+    logits_fn = lambda x: x @ emb_matrix.T  # noqa: E731  (a one-line stand-in for the rounding head)
     before = training_terms(schedule, emb_w, z0, x0_pred, t, TOKENS, TARGET, PADDING, logits_fn)
     ignored = (~TARGET | PADDING).unsqueeze(-1)
-    change = lambda x: torch.where(ignored, 10 * torch.randn(x.shape), x)  # noqa: E731
+    change = lambda x: torch.where(ignored, 10 * torch.randn(x.shape), x)  # noqa: E731  (a one-line change of the ignored positions)
     tokens = torch.where(ignored.squeeze(-1), (TOKENS + 1) % V, TOKENS)
     after = training_terms(schedule, change(emb_w), change(z0), change(x0_pred), t, tokens, TARGET, PADDING,
                            logits_fn)

@@ -83,7 +83,8 @@ def test_source_start_with_zero_steps_returns_the_source(decoded):
     assert hypotheses(stdout) == sources
 
 
-@pytest.mark.parametrize("options", [("--init-mode", "random", "--print-edit-history"), ("--token-beam", "2", "--revision-beam", "2"), ("--nucleus-p", "0.6")])
+@pytest.mark.parametrize("options", [("--init-mode", "random", "--print-edit-history"),
+                                     ("--token-beam", "2", "--revision-beam", "2"), ("--nucleus-p", "0.6")])
 def test_output_does_not_depend_on_the_batch_size(decoded, options):
     one, many = decoded(*options, "--batch-size", "1"), decoded(*options)
     assert len(hypotheses(one)) == TEST_SENTENCES

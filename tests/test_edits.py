@@ -5,7 +5,7 @@ import torch
 
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
 
-K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT
+K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT  # noqa: E741  (I: the INSERT letter of the E- lines)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ GENERATE_OUTPUT = [
 ]
 
 
-@pytest.mark.parametrize("prefix, expected", [("D", ["Danke.", "Hallo Welt."]), ("H", ["▁Danke ▁.", "▁Hallo ▁Welt ▁."])])
+@pytest.mark.parametrize("prefix, expected",
+                         [("D", ["Danke.", "Hallo Welt."]), ("H", ["▁Danke ▁.", "▁Hallo ▁Welt ▁."])])
 def test_hypotheses_come_back_in_corpus_order(prefix, expected):
     assert parse_hypotheses(GENERATE_OUTPUT, prefix=prefix) == expected
 

@@ -20,7 +20,7 @@ def test_random_start_has_the_source_length_up_to_the_cap(source_length, max_len
 
 
 def test_random_start_follows_the_seed():
-    draw = lambda seed: random_start(20, NOISE, np.random.default_rng(seed), 100)  # noqa: E731
+    draw = lambda seed: random_start(20, NOISE, np.random.default_rng(seed), 100)  # noqa: E731  (a one-line draw, called below)
     assert draw(1) == draw(1) != draw(2)
 
 

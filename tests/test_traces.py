@@ -11,7 +11,7 @@ from diffuser_mt.edits import Tag
 from diffuser_mt.traces import (
     EditStep, changed_after, format_history_line, parse_history_lines, render_ansi, render_html)
 
-K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT
+K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT  # noqa: E741  (I: the INSERT letter of the E- lines)
 # x_t = "▁Das ▁alte ▁Katze ▁ist": keep Das, delete alte, replace Katze by Haus, insert "▁sehr ▁klein" after ist
 STEP_ONE = EditStep(["▁Das", "▁alte", "▁Katze", "▁ist"], [K, K, D, R, I], [["▁Haus"], ["▁sehr", "▁klein"]])
 STEP_TWO = EditStep(["▁Das", "▁Haus", "▁ist", "▁sehr", "▁klein"], [K, K, K, K, D, K], [])
