@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
@@ -106,7 +106,8 @@ def main(argv=None) -> int:
         return 1
     result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "seed": args.seed,
               "shares": shares(references, drafts, outputs, kinds),
-              "draft_bleu": corpus_bleu(drafts, references)["bleu"], "output_bleu": corpus_bleu(outputs, references)["bleu"]}
+              "draft_bleu": corpus_bleu(drafts, references)["bleu"],
+              "output_bleu": corpus_bleu(outputs, references)["bleu"]}
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.json") as out:
         json.dump(result, out, indent=2)
     lines = [f"Controlled post-editing ({args.name}, {args.decode_steps} steps, `{' '.join(sys.argv)}`)", "",

@@ -27,7 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from benchmarks import postedit_check  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402

@@ -351,5 +351,6 @@ def test_paired_bootstrap_equals_the_sacrebleu_command_line(capsys, german_files
 def test_paired_bootstrap_needs_equal_line_counts(capsys, german_files, tmp_path):
     hyp, ref = german_files
     short = write_lines(tmp_path / "short.de", GERMAN_HYPS[:2])
-    code, _, err = run_score(capsys, "--metric", "bleu", "--hyp", str(hyp), "--ref", str(ref), "--paired-bs", str(short))
+    code, _, err = run_score(capsys, "--metric", "bleu", "--hyp", str(hyp), "--ref", str(ref),
+                             "--paired-bs", str(short))
     assert code != 0 and "error:" in err and "short.de has 2 lines" in err and len(err.strip().splitlines()) == 1

@@ -134,7 +134,8 @@ def test_decoded_train_split_feeds_postediting_and_a_kd_corpus(small_corpus, tmp
     assert ar.returncode == 0, ar.stderr[-2000:]
     hypotheses, kd = tmp_path / "train.hyp.de", tmp_path / "kd"
     decode = subprocess.run([sys.executable, REPO_ROOT / "data_scripts" / "decode_train_split.py",
-                             "--data", small_corpus / "bin", "--path", ar_dir / "checkpoint_best.pt", "--out", hypotheses,
+                             "--data", small_corpus / "bin", "--path", ar_dir / "checkpoint_best.pt",
+                             "--out", hypotheses,
                              "--beam", "1", "--max-len-b", "8", "--kd-dest-dir", kd], capture_output=True, text=True)
     assert decode.returncode == 0, decode.stderr[-2000:]
     references = (small_corpus / "text" / "train.de").read_text(encoding="utf-8").splitlines()
@@ -142,7 +143,8 @@ def test_decoded_train_split_feeds_postediting_and_a_kd_corpus(small_corpus, tmp
     assert len(written) == len(references) and written != references
     assert (kd / "dict.de.txt").read_bytes() == (small_corpus / "bin" / "dict.de.txt").read_bytes()
     for split in ("valid", "test"):
-        assert (kd / f"{split}.en-de.de.bin").read_bytes() == (small_corpus / "bin" / f"{split}.en-de.de.bin").read_bytes()
+        name = f"{split}.en-de.de.bin"
+        assert (kd / name).read_bytes() == (small_corpus / "bin" / name).read_bytes()
     _, kd_train = train_set(kd)
     spm = sentencepiece.SentencePieceProcessor(model_file=str(small_corpus / "text" / "spm.model"))
     first = kd_train.dataset.tgt[0][:-1].tolist()

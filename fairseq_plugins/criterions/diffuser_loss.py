@@ -112,8 +112,10 @@ class DiffuserLoss(FairseqCriterion):
         stacked = {key: value.to(draws.device) for key, value in collate_examples(items, ids.pad).items()}
         rows = rows.to(draws.device)
         net_input = sample["net_input"]
-        return {"net_input": {"src_tokens": net_input["src_tokens"][rows], "src_lengths": net_input["src_lengths"][rows],
-                              "tagger_tokens": stacked["tagger_tokens"], "generator_tokens": stacked["generator_tokens"]},
+        return {"net_input": {"src_tokens": net_input["src_tokens"][rows],
+                              "src_lengths": net_input["src_lengths"][rows],
+                              "tagger_tokens": stacked["tagger_tokens"],
+                              "generator_tokens": stacked["generator_tokens"]},
                 "tag_target": stacked["tag_target"], "generator_target": stacked["generator_target"]}
 
     @staticmethod
