@@ -3,12 +3,16 @@
 # and on CPU and check that the decodes agree, train and decode briefly with --amp and --bf16, and write the training
 # tokens/s of the AR transformer and of DiffusER (same data, size, batch and --fp16) to a results file.
 #
-#   benchmarks/gpu_check.sh            # PYTHON=.venv/bin/python DATA=data-bin/ding.en-de OUT=benchmarks/results/gpu_check
+#   benchmarks/gpu_check.sh
+#
+# Settings (environment): PYTHON (.venv/bin/python), DATA (data-bin/ding.en-de, built from Debian's trans-de-en when
+# absent), OUT (benchmarks/results/gpu_check), WORK (a new temporary directory), UPDATES (800 per system).
 #
 # Agreement of the CUDA and CPU decodes of the same checkpoint (the same sentences, greedy, 12 steps):
 #   fp32 on CUDA vs CPU: >= 95% identical hypotheses and mean |score difference| <= 0.01
 #   --fp16 on CUDA vs CPU: >= 80% identical hypotheses and mean |score difference| <= 0.05
 # (greedy choices flip where two candidates are within rounding of each other; fp16 rounds more).
+# fairseq-generate applies --fp16 only: the --amp and --bf16 checkpoints decode in fp32 (their training is the check).
 # Results: OUT.json and OUT.md; the script exits non-zero when a check fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +42,8 @@ DIFFUSER=(--task diffuser --arch diffuser_small --criterion diffuser_loss)
 train() {  # name, updates, options...
   local name=$1 updates=$2; shift 2
   timeout 240 "$PYTHON" -m fairseq_cli.train "$DATA" "${COMMON[@]}" --max-update "$updates" \
-    --save-dir "$WORK/$name" "$@" > "$WORK/$name.train.log" 2>&1 || fail "training $name failed; see $WORK/$name.train.log"
+    --save-dir "$WORK/$name" "$@" > "$WORK/$name.train.log" 2>&1 \
+    || fail "training $name failed; see $WORK/$name.train.log"
 }
 generate() {  # name (checkpoint), output, options...: the first tenth of the test split, greedy
   local name=$1 output=$2; shift 2
