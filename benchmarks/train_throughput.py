@@ -8,7 +8,13 @@ data, at the same size class (``benchmarks/common.py``'s SYSTEMS with the
 ``small`` archs: d 256; 3+3 layers, for each of DiffusER's tagger and generator),
 the same batch size, optimizer and number of updates. Throughput is fairseq's
 own ``wps`` (target tokens of the original sentences per second), averaged over
-the ``train_inner`` records after the first.
+the ``train_inner`` records after the first; memory is the training process'
+peak resident set.
+
+DiffusER is measured in three layouts: ``diffuser`` (the arch's defaults: one
+shared encoder and a 1-layer tagger decoder), ``diffuser_shared_encoder`` (shared
+encoder, tagger as deep as the generator) and ``diffuser_separate`` (the
+paper's two full encoder-decoder models).
 
 The corruption share: the time the data loader spends building DiffusER
 examples (``EditCorruptionDataset.__getitem__``: corruption, tags, canvas) per
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +37,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
 from benchmarks.common import PARAMS_PATTERN, SYSTEMS, machine, write_results  # noqa: E402
+from benchmarks.compare_systems import run_measured  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
+from fairseq_plugins.models.cpu_sizes import SIZES  # noqa: E402
+
+# DiffusER layouts measured beside the arch's defaults; {layers} is the size's decoder depth
+DIFFUSER_LAYOUTS = {
+    "diffuser_shared_encoder": ["--share-encoder", "--tagger-layers", "{layers}"],
+    "diffuser_separate": ["--no-share-encoder", "--tagger-layers", "{layers}"],
+}
+MEASURED = {**SYSTEMS, **{name: SYSTEMS["diffuser"] + options for name, options in DIFFUSER_LAYOUTS.items()}}
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,31 +58,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--corruption-sentences", type=int, default=2000,
                         help="training sentences timed through the DiffusER data loader")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--systems", nargs="+", choices=list(MEASURED), default=list(MEASURED),
+                        help="systems to measure; the transformer (the ratios are to it) and diffuser (the data "
+                             "loader's share is of its step) always are")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks/results/train_throughput")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    always = ["transformer", "diffuser"]
+    args.systems = always + [system for system in args.systems if system not in always]
+    return args
 
 
 def train(system: str, args: argparse.Namespace, save_dir: Path) -> dict:
-    """Train one system for ``args.updates`` updates; return its mean wps and parameter count."""
+    """Train one system for ``args.updates`` updates; return its mean wps, parameter count and peak memory."""
+    layers = SIZES[args.size]["layers"]
     command = [fairseq_executable("fairseq-train"), str(args.data), "--user-dir", str(USER_DIR),
-               *[option.format(size=args.size) for option in SYSTEMS[system]],
+               *[option.format(size=args.size, layers=layers) for option in MEASURED[system]],
                "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "5e-4",
                "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "400",
                "--max-tokens", str(args.max_tokens), "--max-update", str(args.updates), "--seed", str(args.seed),
                "--cpu", "--disable-validation", "--no-save", "--save-dir", str(save_dir),
                "--log-format", "json", "--log-interval", "5"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"error: {system} training failed:\n{result.stderr[-2000:]}")
+    log_path = save_dir / "train.log"
+    peak = run_measured(command, log_path)
+    log = log_path.read_text(encoding="utf-8")
     records = [json.loads(line.split("| train_inner | ", 1)[1])
-               for line in result.stdout.splitlines() if "| train_inner | " in line]
+               for line in log.splitlines() if "| train_inner | " in line]
     if len(records) < 2:
         raise SystemExit(f"error: {system}: too few train_inner records; raise --updates")
     steady = records[1:]
     return {
         "words_per_second": sum(float(r["wps"]) for r in steady) / len(steady),
         "updates": args.updates,
-        "parameters": int(PARAMS_PATTERN.search(result.stdout).group(1).replace(",", "")),
+        "parameters": int(PARAMS_PATTERN.search(log).group(1).replace(",", "")),
+        "train_peak_rss_mib": peak,
     }
 
 
@@ -92,10 +115,12 @@ def corruption_seconds_per_token(args: argparse.Namespace) -> float:
 
 
 def markdown(results: dict) -> str:
-    rows = ["| system | parameters | target tokens/s | ratio to transformer |", "|---|---|---|---|"]
+    rows = ["| system | parameters | target tokens/s | ratio to transformer | peak MiB | memory ratio |",
+            "|---|---|---|---|---|---|"]
     for system, figures in results["systems"].items():
         rows.append(f"| {system} | {figures['parameters']:,} | {figures['words_per_second']:.0f} | "
-                    f"{figures['ratio_to_transformer']:.2f} |")
+                    f"{figures['ratio_to_transformer']:.2f} | {figures['train_peak_rss_mib']} | "
+                    f"{figures['memory_ratio_to_transformer']:.2f} |")
     share = results["diffuser_corruption"]
     rows.append("")
     rows.append(f"DiffusER data loader: {share['microseconds_per_token']:.1f} µs per target token, "
@@ -108,10 +133,12 @@ def main(argv=None) -> int:
     corruption = corruption_seconds_per_token(args)
     systems = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for system in tqdm(SYSTEMS, desc="systems"):
+        for system in tqdm(args.systems, desc="systems"):
             systems[system] = train(system, args, Path(scratch) / system)
+    transformer = systems["transformer"]
     for figures in systems.values():
-        figures["ratio_to_transformer"] = figures["words_per_second"] / systems["transformer"]["words_per_second"]
+        figures["ratio_to_transformer"] = figures["words_per_second"] / transformer["words_per_second"]
+        figures["memory_ratio_to_transformer"] = figures["train_peak_rss_mib"] / transformer["train_peak_rss_mib"]
     step = 1.0 / systems["diffuser"]["words_per_second"]
     results = {
         "benchmark": "training throughput on the default corpus",

@@ -137,9 +137,10 @@ def _terminator(partial: _Partial, request: FillRequest, ids) -> int:
 def _allowed_log_probs(log_probs: torch.Tensor, fillable: torch.Tensor, terminators: list[int],
                        budget_spent: list[bool]) -> torch.Tensor:
     """(N, V) log-probs renormalised over each row's allowed ids; -inf elsewhere."""
-    allowed = fillable.to(log_probs.device).unsqueeze(0).repeat(len(terminators), 1)
-    allowed[torch.tensor(budget_spent, dtype=torch.bool, device=log_probs.device)] = False
-    allowed[torch.arange(len(terminators)), torch.tensor(terminators)] = True
+    device = log_probs.device
+    allowed = fillable.to(device).unsqueeze(0).repeat(len(terminators), 1)
+    allowed[torch.tensor(budget_spent, dtype=torch.bool, device=device)] = False
+    allowed[torch.arange(len(terminators), device=device), torch.tensor(terminators, device=device)] = True
     return torch.log_softmax(log_probs.masked_fill(~allowed, float("-inf")), dim=-1).cpu()
 
 

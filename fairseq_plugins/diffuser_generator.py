@@ -30,8 +30,7 @@ class FairseqEditModel(EditModel):
     def __init__(self, model, src_tokens: torch.Tensor, src_lengths: torch.Tensor, bos: int, pad: int):
         self.model, self.bos, self.pad = model, bos, pad
         self.device = src_tokens.device
-        self.tagger_encoder_out = model.tagger.encoder(src_tokens, src_lengths=src_lengths)
-        self.generator_encoder_out = model.generator.encoder(src_tokens, src_lengths=src_lengths)
+        self.tagger_encoder_out, self.generator_encoder_out = model.encode(src_tokens, src_lengths)
 
     def _collate(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
         tensors = [torch.tensor(list(sequence), dtype=torch.long) for sequence in sequences]

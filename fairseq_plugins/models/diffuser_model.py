@@ -1,12 +1,23 @@
 """The ``diffuser`` model: a tagger and a generator, two fairseq Transformers.
 
-As in the paper, tagger and generator are separate encoder-decoder
-Transformers, each conditioned on the source through its own encoder:
-
 * tagger: reads ``[bos] + x_t`` with a bidirectional (non-causal) decoder and
   predicts one of the 4 edit tags per position (``diffuser_mt.edits.Tag``);
 * generator: a causal decoder over the canvas and its CM3-style fill section
   (``diffuser_mt.canvas``), predicting the fill tokens left to right.
+
+Layouts (both load from checkpoints of either, see ``load_state_dict``):
+
+* ``--share-encoder``: one source encoder, the generator's, run once per batch
+  and read by both decoders (as LevT shares one decoder across its heads); the
+  tagger's decoder also reads the generator's embeddings. The tagger does not
+  own the encoder, so the checkpoint holds it once, under ``generator.encoder``.
+* ``--no-share-encoder``: the paper's layout, two full encoder-decoder models.
+
+``--tagger-layers N`` makes the tagger's decoder N layers deep, whatever the
+generator's depth. ``--init-generator-from CKPT`` starts the generator (and the
+shared encoder) from a fairseq ``transformer`` trained on the same data: on an
+empty canvas the generator is an autoregressive translation model
+(``fairseq_plugins.models.warm_start``).
 
 No timestep embedding: the paper does not mention one, and start states such
 as an AR hypothesis have no well-defined t. Within each model all embeddings
@@ -14,7 +25,10 @@ are shared (joined dictionary); the generator's output layer is tied to them.
 """
 from __future__ import annotations
 
+import argparse
 import copy
+import logging
+import re
 
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from fairseq.models.transformer import TransformerModel, base_architecture
@@ -23,6 +37,12 @@ from torch import nn
 from diffuser_mt.edits import NUM_TAGS
 from fairseq_plugins.checkpoint_safety import StateDictFitCheck
 from fairseq_plugins.models.cpu_sizes import apply_size
+from fairseq_plugins.models.warm_start import init_from_transformer
+
+logger = logging.getLogger(__name__)
+
+TAGGER_ENCODER_PREFIX = "tagger.encoder."
+TAGGER_LAYER_KEY = re.compile(r"tagger\.decoder\.layers\.(\d+)\.")
 
 
 @register_model("diffuser")
@@ -34,10 +54,22 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
         self.args = args
         self.tagger = tagger
         self.generator = generator
+        if args.share_encoder:
+            _read_without_owning(tagger, "encoder", generator.encoder)
 
     @staticmethod
     def add_args(parser):
         TransformerModel.add_args(parser)
+        parser.add_argument("--share-encoder", action=argparse.BooleanOptionalAction,
+                            help="tagger and generator read one source encoder (the generator's), run once per "
+                                 "batch; --no-share-encoder: the paper's two separate encoder-decoder models")
+        parser.add_argument("--tagger-layers", type=int, metavar="N",
+                            help="layers of the tagger's decoder (default: the arch's; the generator keeps "
+                                 "--decoder-layers)")
+        parser.add_argument("--init-generator-from", metavar="CKPT",
+                            help="initialise the generator (and the shared encoder) from a fairseq transformer "
+                                 "checkpoint trained on the same dictionary; the span sentinels' embeddings stay "
+                                 "fresh. Recorded in the checkpoint as generator_initialised_from")
 
     @classmethod
     def build_model(cls, args, task):
@@ -45,12 +77,23 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
         args.share_all_embeddings = True
         args.max_source_positions = getattr(args, "max_source_positions", None) or task.cfg.max_source_positions
         args.max_target_positions = getattr(args, "max_target_positions", None) or task.cfg.max_target_positions
-        tagger = TransformerModel.build_model(copy.deepcopy(args), task)
-        tagger.decoder.output_projection = nn.Linear(args.decoder_embed_dim, NUM_TAGS)
         generator_args = copy.deepcopy(args)
         # Z holds the canvas (<= target + sentinels) and the fill section (<= target + sentinels + eos)
         generator_args.max_target_positions = 2 * (args.max_target_positions + task.cfg.max_spans) + 2
         generator = TransformerModel.build_model(generator_args, task)
+        if args.init_generator_from:
+            init_from_transformer(generator, args.init_generator_from, len(task.target_dictionary) - task.cfg.max_spans)
+            # a checkpoint of this model holds the weights: loading it must not read the AR checkpoint again
+            args.generator_initialised_from, args.init_generator_from = args.init_generator_from, None
+        tagger_args = copy.deepcopy(args)
+        tagger_args.decoder_layers = args.tagger_layers
+        if args.share_encoder:
+            decoder = TransformerModel.build_decoder(tagger_args, task.target_dictionary,
+                                                     generator.encoder.embed_tokens)
+            tagger = TransformerModel(tagger_args, generator.encoder, decoder)
+        else:
+            tagger = TransformerModel.build_model(tagger_args, task)
+        tagger.decoder.output_projection = nn.Linear(args.decoder_embed_dim, NUM_TAGS)
         return cls(args, tagger, generator)
 
     def forward(self, src_tokens, src_lengths, tagger_tokens, generator_tokens, **unused):
@@ -60,10 +103,18 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
         fill positions carry a loss, so the criterion projects just those rows
         (``generator_log_probs``) instead of the whole canvas.
         """
-        tag_logits, _ = self.tag(src_tokens, src_lengths, tagger_tokens)
-        encoder_out = self.generator.encoder(src_tokens, src_lengths=src_lengths)
-        generator_features, _ = self.generator.decoder(generator_tokens, encoder_out=encoder_out, features_only=True)
+        tagger_encoder_out, generator_encoder_out = self.encode(src_tokens, src_lengths)
+        tag_logits, _ = self.tag(None, None, tagger_tokens, encoder_out=tagger_encoder_out)
+        generator_features, _ = self.generator.decoder(generator_tokens, encoder_out=generator_encoder_out,
+                                                       features_only=True)
         return tag_logits, generator_features
+
+    def encode(self, src_tokens, src_lengths):
+        """(tagger's encoder output, generator's encoder output); one encoder pass when the encoder is shared."""
+        generator_encoder_out = self.generator.encoder(src_tokens, src_lengths=src_lengths)
+        if self.args.share_encoder:
+            return generator_encoder_out, generator_encoder_out
+        return self.tagger.encoder(src_tokens, src_lengths=src_lengths), generator_encoder_out
 
     def generator_log_probs(self, features):
         """Log-probabilities over the vocabulary for generator features (..., d) -> (..., V)."""
@@ -79,11 +130,54 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
     def max_positions(self):
         return (self.args.max_source_positions, self.args.max_target_positions)
 
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """Load a checkpoint of any layout: the model takes the layout of the checkpoint's tensors (encoder
+        shared or not, tagger depth), so checkpoints saved before these options load too."""
+        shared = not any(name.startswith(TAGGER_ENCODER_PREFIX) for name in state_dict)
+        tagger_layers = 1 + max((int(m.group(1)) for m in map(TAGGER_LAYER_KEY.match, state_dict) if m), default=-1)
+        if (shared, tagger_layers) != (self.args.share_encoder, self.args.tagger_layers):
+            logger.info(f"the checkpoint's layout: share_encoder={shared}, tagger_layers={tagger_layers}")
+            self._set_layout(shared, tagger_layers)
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+
+    def _set_layout(self, share_encoder: bool, tagger_layers: int) -> None:
+        """Rebuild the tagger for another layout (its weights are then loaded); records it in ``args``."""
+        decoder = self.tagger.decoder
+        if share_encoder != self.args.share_encoder:
+            if share_encoder:
+                del self.tagger._modules["encoder"]
+                _read_without_owning(self.tagger, "encoder", self.generator.encoder)
+                decoder.embed_tokens = self.generator.encoder.embed_tokens
+            else:
+                self.tagger.encoder = copy.deepcopy(self.generator.encoder)
+                decoder.embed_tokens = self.tagger.encoder.embed_tokens
+        while len(decoder.layers) > tagger_layers:
+            del decoder.layers[-1]
+        while len(decoder.layers) < tagger_layers:
+            decoder.layers.append(copy.deepcopy(decoder.layers[-1]))
+        decoder.num_layers = tagger_layers
+        self.args.share_encoder, self.args.tagger_layers = share_encoder, tagger_layers
+
+
+def _read_without_owning(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Make ``model.<name>`` refer to ``module`` without registering it: it is not saved, counted or converted
+    twice (its owner moves it to a device or dtype)."""
+    model._modules.pop(name, None)
+    object.__setattr__(model, name, module)
+
 
 def diffuser_base_architecture(args):
-    """Paper setting: tagger and generator each Transformer-base (6+6 layers, d 512, FFN 2048, 8 heads)."""
+    """Paper setting: tagger and generator each Transformer-base (6+6 layers, d 512, FFN 2048, 8 heads).
+
+    Defaults of diffuser_base: separate encoders and a 6-layer tagger decoder, the paper's layout (see
+    configs/diffuser_wmt14_en_de.yaml for the measured cheaper layout).
+    """
     args.dropout = getattr(args, "dropout", 0.3)
     base_architecture(args)
+    args.share_encoder = getattr(args, "share_encoder", False)
+    args.tagger_layers = getattr(args, "tagger_layers", None) or args.decoder_layers
+    args.init_generator_from = getattr(args, "init_generator_from", None)
+    args.generator_initialised_from = getattr(args, "generator_initialised_from", None)
 
 
 @register_model_architecture("diffuser", "diffuser_base")
@@ -93,8 +187,11 @@ def diffuser_base(args):
 
 @register_model_architecture("diffuser", "diffuser_small")
 def diffuser_small(args):
-    """CPU size for the default corpus: the AR baseline's size (3+3 layers, d 256) for each model."""
+    """CPU size for the default corpus: the AR baseline's size (3+3 layers, d 256), one shared encoder, a
+    1-layer tagger decoder (the measurements: README, "Train DiffusER")."""
     apply_size(args, "small")
+    args.share_encoder = getattr(args, "share_encoder", True)
+    args.tagger_layers = getattr(args, "tagger_layers", 1)
     diffuser_base_architecture(args)
 
 
