@@ -14,8 +14,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
 from fairseq.dataclass import FairseqDataclass
 
-from diffuser_mt.edits import NUM_TAGS
-from fairseq_plugins.edit_dataset import TAG_PAD
+from diffuser_mt.edits import NUM_TAGS, TAG_PAD
 
 
 @dataclass
