@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from diffuser_mt.d3pm_sampling import SamplingConfig, reverse_diffusion, sentence_generator
+from diffuser_mt.d3pm_sampling import DecodeConfig, reverse_diffusion, sentence_generator
 
 
 class D3PMGenerator:
     """Decodes with one D3PM model; each sentence's randomness is seeded by ``seed`` and its sample id."""
 
-    def __init__(self, tgt_dict, config: SamplingConfig, seed: int, max_len_a: float = 0.0, max_len_b: int = 200):
+    def __init__(self, tgt_dict, config: DecodeConfig, seed: int, max_len_a: float = 0.0, max_len_b: int = 200):
         self.tgt_dict, self.config, self.seed = tgt_dict, config, seed
         self.eos = tgt_dict.eos()  # fairseq-generate strips it from the printed hypotheses
         self.max_len_a, self.max_len_b = max_len_a, max_len_b

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from diffuser_mt.d3pm_sampling import sentence_generator
-from diffuser_mt.diffuseq_diffusion import DecodingConfig, row_normal, sample_reverse
+from diffuser_mt.diffuseq_diffusion import DecodeConfig, row_normal, sample_reverse
 from diffuser_mt.joint_sequence import joint_batch, read_target, unpadded
 from diffuser_mt.metrics import mbr_select
 
@@ -26,7 +26,7 @@ from diffuser_mt.metrics import mbr_select
 class DiffuSeqGenerator:
     """Decodes with one DiffuSeq model."""
 
-    def __init__(self, tgt_dict, config: DecodingConfig, seed: int):
+    def __init__(self, tgt_dict, config: DecodeConfig, seed: int):
         self.tgt_dict, self.config, self.seed = tgt_dict, config, seed
         self.eos = tgt_dict.eos()  # fairseq-generate strips it from the printed hypotheses
 
