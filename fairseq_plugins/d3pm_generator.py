@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from diffuser_mt.d3pm_sampling import DecodeConfig, reverse_diffusion, sentence_generator
+from fairseq_plugins.generator_protocol import hypothesis, single_model
 
 
 class D3PMGenerator:
@@ -25,10 +26,7 @@ class D3PMGenerator:
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):
-        if len(models) != 1:
-            raise SystemExit("error: the d3pm generator decodes with one model; pass one --path")
-        model = models[0]
-        model.eval()
+        model = single_model(models, "d3pm")
         net_input = sample["net_input"]
         encoder_out = model.encode(net_input["src_tokens"], net_input["src_lengths"])
         length_log_probs = torch.log_softmax(model.predict_length(encoder_out).float(), dim=-1)
@@ -39,12 +37,8 @@ class D3PMGenerator:
         hypotheses = []
         for row, length in enumerate(lengths):
             positional = torch.cat([scores[row, :length], length_log_probs[row, length:length + 1]]).cpu()
-            hypotheses.append([{
-                "tokens": torch.cat([tokens[row, :length].cpu(), torch.tensor([self.tgt_dict.eos()])]),
-                "score": positional.mean().item(),
-                "positional_scores": positional,
-                "alignment": None,
-            }])
+            hypotheses.append([hypothesis(torch.cat([tokens[row, :length].cpu(), torch.tensor([self.eos])]),
+                                          positional)])
         return hypotheses
 
     def _lengths(self, length_log_probs: torch.Tensor, src_lengths: torch.Tensor) -> list[int]:

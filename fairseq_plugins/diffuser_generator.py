@@ -20,6 +20,7 @@ from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.start_states import StartSettings, reverse_steps, sentence_rng, start_state
 from diffuser_mt.traces import format_history_line, trace_steps
 from fairseq_plugins import cached_decoding
+from fairseq_plugins.generator_protocol import single_model
 
 
 class FairseqEditModel(EditModel):
@@ -100,10 +101,7 @@ class DiffuserGenerator:
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):
-        if len(models) != 1:
-            raise SystemExit("error: the diffuser generator decodes with one model; pass one --path")
-        model = models[0]
-        model.eval()
+        model = single_model(models, "diffuser")
         net_input = sample["net_input"]
         ids = [int(i) for i in sample["id"]]
         edit_model = FairseqEditModel(model, net_input["src_tokens"], net_input["src_lengths"],
