@@ -34,8 +34,9 @@ class LanguagePairTask(TranslationTask):
         load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
 
     def valid_step(self, sample, model, criterion):
-        """Validation draws its timesteps and noise from a seed fixed per batch, so the valid loss is comparable
-        across epochs."""
+        """Validation draws the randomness of model and criterion (D3PM's and DiffuSeq's timesteps and noise;
+        DiffusER's corruption is seeded by its dataset) from a seed fixed per batch, so the valid loss is
+        comparable across epochs; torch's generator is restored afterwards."""
         with utils.set_torch_seed(self.cfg.seed * 1_000_003 + int(sample["id"][0])):
             return super().valid_step(sample, model, criterion)
 
