@@ -65,8 +65,8 @@ DECODERS = {
         "diffuser", ["--decode-steps", "12", "--token-beam", "5", "--revision-beam", "3"]),
     "DiffusER + AR bootstrap, greedy, 12 steps": Decoder(
         "diffuser", ["--decode-steps", "12", "--init-mode", "file", "--init-file", "{ar_output}"]),
-    "DiffuSeq, 200 DDIM steps": Decoder("diffuseq", ["--diffuseq-decode-steps", "200"]),
-    "D3PM absorbing, 20 steps": Decoder("d3pm", ["--d3pm-decode-steps", "20"]),
+    "DiffuSeq, 200 DDIM steps": Decoder("diffuseq", ["--decode-steps", "200"]),
+    "D3PM absorbing, 20 steps": Decoder("d3pm", ["--decode-steps", "20"]),
 }
 BASELINE = "transformer, beam 5"
 # the paper's Table 1 (WMT'14 En-De, GPUs): BLEU of the rows it has

@@ -75,8 +75,8 @@ def train_command(args: argparse.Namespace) -> list:
 
 def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
     method_options = {
-        "d3pm": ["--d3pm-decode-steps", args.decode_steps, "--d3pm-decoding", args.decoding],
-        "diffuseq": ["--diffuseq-decode-steps", args.decode_steps, "--diffuseq-mbr-samples", args.mbr_samples,
+        "d3pm": ["--decode-steps", args.decode_steps, "--d3pm-decoding", args.decoding],
+        "diffuseq": ["--decode-steps", args.decode_steps, "--diffuseq-mbr-samples", args.mbr_samples,
                      "--diffuseq-clamping", args.clamping],
     }[args.method]
     return [args.data, "--user-dir", USER_DIR, "--task", args.method, "--gen-subset", "test", "--path", checkpoint,

@@ -28,7 +28,7 @@ DECODING_MODES = ("argmax", "sample")
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
+class DecodeConfig:
     """steps: reverse steps N (1 <= N <= T); mode: one of DECODING_MODES; temperature: divides the x_0 logits."""
 
     steps: int = 20
@@ -67,7 +67,7 @@ def categorical(probs: Tensor, uniforms: Tensor) -> Tensor:
 
 
 def reverse_diffusion(transition: Transition, denoise: Callable[[Tensor, Tensor], Tensor], lengths: Sequence[int],
-                      generators: Sequence[torch.Generator], config: SamplingConfig,
+                      generators: Sequence[torch.Generator], config: DecodeConfig,
                       pad: int) -> tuple[Tensor, Tensor]:
     """Decode one batch of sentences of the given lengths (>= 1) from x_T ~ π.
 

@@ -33,6 +33,12 @@ def read_manifest(data_dir: str | os.PathLike) -> dict | None:
     return manifest
 
 
+def sentencepiece_model(manifest: dict | None) -> str | None:
+    """The path of the sentencepiece model that encoded the data, as the manifest names it; None when it names
+    none (or there is no manifest)."""
+    return (manifest or {}).get("sentencepiece_model")
+
+
 def corpus_task(manifest: dict | None) -> str:
     """``translation`` or ``summarization``: the manifest's ``task``, translation when absent."""
     task = (manifest or {}).get("task", "translation")

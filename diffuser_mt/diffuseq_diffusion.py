@@ -72,7 +72,7 @@ VARIANCES = ("beta", "posterior")
 
 
 @dataclass(frozen=True)
-class DecodingConfig:
+class DecodeConfig:
     """steps: reverse steps N (1 <= N <= T; N = T is ancestral DDPM, else DDIM); clamp: snap every x_0 estimate
     to its nearest embedding; mbr_samples: k samples per sentence, of which MBR keeps one (1 = no MBR);
     variance: the ancestral noise (one of VARIANCES)."""

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from diffuser_mt.canvas import SpecialIds
+from diffuser_mt.corruption import NoiseVocabulary
 
 
 class EditModel(abc.ABC):
@@ -74,3 +75,11 @@ class DecodeVocabulary:
     @property
     def max_spans(self) -> int:
         return len(self.ids.sentinels)
+
+
+def fillable_mask(noise_vocab: NoiseVocabulary) -> torch.Tensor:
+    """(V,) bool: the generator may write exactly the tokens corruption draws as noise (no specials, no
+    sentinels), DecodeVocabulary's ``fillable``."""
+    mask = torch.zeros(noise_vocab.vocab_size, dtype=torch.bool)
+    mask[torch.from_numpy(noise_vocab.allowed_ids)] = True
+    return mask

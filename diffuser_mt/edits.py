@@ -40,6 +40,7 @@ class Tag(enum.IntEnum):
 
 
 NUM_TAGS = len(Tag)
+TAG_PAD = -100  # a padded position of a tag target: the ignore_index of the tagger's cross-entropy
 START_SLOT_TAGS = frozenset({Tag.KEEP, Tag.INSERT})
 
 EditSpan = tuple[Tag, int, int]

@@ -11,10 +11,15 @@
 
 ``auto`` is no start state of its own: it stands for the corpus task's usual
 one (``resolve_start_mode``), random for translation and source for summarization.
+
+``start_state`` builds one sentence's x_T from StartSettings; ``reverse_steps``
+is how many steps the decoder then runs (ar's generation is one step more).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -32,6 +37,48 @@ def resolve_start_mode(mode: str, corpus_task: str) -> str:
     if mode != "auto":
         return mode
     return AUTO_START_MODES[corpus_task]
+
+
+@dataclass(frozen=True)
+class StartSettings:
+    """mode: one of START_MODES; noise_vocab: what random starts draw from; seed: of each sentence's random
+    generator (``sentence_rng``); init_tokens: per sentence id, the start of mode 'file'."""
+
+    mode: str
+    noise_vocab: NoiseVocabulary
+    seed: int
+    init_tokens: Sequence[Sequence[int]] | None = None
+
+    def __post_init__(self):
+        if self.mode not in START_MODES:
+            raise ValueError(f"unknown start mode {self.mode!r}; choose one of {', '.join(START_MODES)}")
+        if self.mode == "file" and self.init_tokens is None:
+            raise ValueError("start mode 'file' needs the hypotheses of an init file")
+
+
+def sentence_rng(seed: int, sentence_id: int) -> np.random.Generator:
+    """The random generator of one sentence's decoding (its random start, then nucleus sampling)."""
+    return np.random.default_rng([seed, sentence_id])
+
+
+def start_state(settings: StartSettings, sentence_id: int, source: Sequence[int], rng: np.random.Generator,
+                max_length: int) -> list[int]:
+    """x_T of one sentence: ``source`` holds its ids without padding and eos; random and source starts hold at
+    most ``max_length`` tokens."""
+    mode = settings.mode
+    if mode == "random":
+        return random_start(len(source), settings.noise_vocab, rng, max_length)
+    if mode in ("null", "ar"):
+        return []
+    if mode == "source":
+        return list(source[:max_length])
+    return list(settings.init_tokens[sentence_id])
+
+
+def reverse_steps(mode: str, edit_steps: int) -> int:
+    """The decoder's steps for ``edit_steps`` edits from start mode ``mode``: ar's generation on the empty
+    canvas is a step of its own, before the edits."""
+    return edit_steps + (1 if mode == "ar" else 0)
 
 
 def random_start(source_length: int, noise_vocab: NoiseVocabulary, rng: np.random.Generator,

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from diffuser_mt.edit_decoder import EditRecord
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
 from diffuser_mt.textio import InputError, atomic_write, read_lines
 
@@ -46,6 +47,13 @@ class EditStep:
         index = {symbol: i for i, symbol in enumerate(symbols)}
         ids = apply_edits([index[s] for s in self.tokens], self.tags, [[index[s] for s in fill] for fill in self.fills])
         return [symbols[i] for i in ids]
+
+
+def trace_steps(history: Sequence[EditRecord], symbols: Sequence[str]) -> list[EditStep]:
+    """A hypothesis' edit history (``diffuser_mt.edit_decoder``, over ids) as a trace over ``symbols``, the
+    dictionary's symbol of each id."""
+    return [EditStep(tokens=[symbols[t] for t in record.tokens], tags=list(record.tags),
+                     fills=[[symbols[t] for t in fill] for fill in record.fills]) for record in history]
 
 
 def detokenize(symbols: Iterable[str]) -> str:

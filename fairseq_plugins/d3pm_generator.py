@@ -12,23 +12,21 @@ from __future__ import annotations
 
 import torch
 
-from diffuser_mt.d3pm_sampling import SamplingConfig, reverse_diffusion, sentence_generator
+from diffuser_mt.d3pm_sampling import DecodeConfig, reverse_diffusion, sentence_generator
+from fairseq_plugins.generator_protocol import hypothesis, single_model
 
 
 class D3PMGenerator:
     """Decodes with one D3PM model; each sentence's randomness is seeded by ``seed`` and its sample id."""
 
-    def __init__(self, tgt_dict, config: SamplingConfig, seed: int, max_len_a: float = 0.0, max_len_b: int = 200):
+    def __init__(self, tgt_dict, config: DecodeConfig, seed: int, max_len_a: float = 0.0, max_len_b: int = 200):
         self.tgt_dict, self.config, self.seed = tgt_dict, config, seed
         self.eos = tgt_dict.eos()  # fairseq-generate strips it from the printed hypotheses
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):
-        if len(models) != 1:
-            raise SystemExit("error: the d3pm generator decodes with one model; pass one --path")
-        model = models[0]
-        model.eval()
+        model = single_model(models, "d3pm")
         net_input = sample["net_input"]
         encoder_out = model.encode(net_input["src_tokens"], net_input["src_lengths"])
         length_log_probs = torch.log_softmax(model.predict_length(encoder_out).float(), dim=-1)
@@ -39,12 +37,8 @@ class D3PMGenerator:
         hypotheses = []
         for row, length in enumerate(lengths):
             positional = torch.cat([scores[row, :length], length_log_probs[row, length:length + 1]]).cpu()
-            hypotheses.append([{
-                "tokens": torch.cat([tokens[row, :length].cpu(), torch.tensor([self.tgt_dict.eos()])]),
-                "score": positional.mean().item(),
-                "positional_scores": positional,
-                "alignment": None,
-            }])
+            hypotheses.append([hypothesis(torch.cat([tokens[row, :length].cpu(), torch.tensor([self.eos])]),
+                                          positional)])
         return hypotheses
 
     def _lengths(self, length_log_probs: torch.Tensor, src_lengths: torch.Tensor) -> list[int]:

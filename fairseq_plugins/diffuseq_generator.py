@@ -18,24 +18,22 @@ from __future__ import annotations
 import torch
 
 from diffuser_mt.d3pm_sampling import sentence_generator
-from diffuser_mt.diffuseq_diffusion import DecodingConfig, row_normal, sample_reverse
+from diffuser_mt.diffuseq_diffusion import DecodeConfig, row_normal, sample_reverse
 from diffuser_mt.joint_sequence import joint_batch, read_target, unpadded
 from diffuser_mt.metrics import mbr_select
+from fairseq_plugins.generator_protocol import hypothesis, single_model
 
 
 class DiffuSeqGenerator:
     """Decodes with one DiffuSeq model."""
 
-    def __init__(self, tgt_dict, config: DecodingConfig, seed: int):
+    def __init__(self, tgt_dict, config: DecodeConfig, seed: int):
         self.tgt_dict, self.config, self.seed = tgt_dict, config, seed
         self.eos = tgt_dict.eos()  # fairseq-generate strips it from the printed hypotheses
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):
-        if len(models) != 1:
-            raise SystemExit("error: the diffuseq generator decodes with one model; pass one --path")
-        model = models[0]
-        model.eval()
+        model = single_model(models, "diffuseq")
         src_tokens = sample["net_input"]["src_tokens"]
         batch = joint_batch(unpadded(src_tokens, self.tgt_dict.pad(), self.eos), None, model.sequence_length,
                             separator=self.eos, filler=self.eos)
@@ -66,6 +64,5 @@ class DiffuSeqGenerator:
             end = region[len(output)]  # the slot that ends the output
             chosen = torch.cat([best[row, region[: len(output)]], torch.tensor([self.eos], device=best.device)])
             positional = log_probs[row, torch.cat([region[: len(output)], end.view(1)]), chosen].cpu()
-            results.append({"tokens": chosen.cpu(), "score": positional.mean().item(),
-                            "positional_scores": positional, "alignment": None})
+            results.append(hypothesis(chosen.cpu(), positional))
         return results

@@ -12,16 +12,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from fairseq.data import data_utils
 
-from diffuser_mt.corruption import NoiseVocabulary
 from diffuser_mt.edit_decoder import DecodeConfig, Hypothesis, decode
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
-from diffuser_mt.start_states import random_start
-from diffuser_mt.traces import EditStep, format_history_line
+from diffuser_mt.start_states import StartSettings, reverse_steps, sentence_rng, start_state
+from diffuser_mt.traces import format_history_line, trace_steps
 from fairseq_plugins import cached_decoding
+from fairseq_plugins.generator_protocol import single_model
 
 
 class FairseqEditModel(EditModel):
@@ -86,16 +85,6 @@ class _FillState:
     cache: dict
 
 
-@dataclass(frozen=True)
-class StartSettings:
-    """mode: one of diffuser_mt.start_states.START_MODES; init_tokens: per sentence id, for mode 'file'."""
-
-    mode: str
-    noise_vocab: NoiseVocabulary
-    seed: int
-    init_tokens: Sequence[Sequence[int]] | None = None
-
-
 class DiffuserGenerator:
     """Runs ``diffuser_mt.edit_decoder.decode`` on fairseq batches (one model; no ensembling).
 
@@ -111,20 +100,17 @@ class DiffuserGenerator:
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):
-        if len(models) != 1:
-            raise SystemExit("error: the diffuser generator decodes with one model; pass one --path")
-        model = models[0]
-        model.eval()
+        model = single_model(models, "diffuser")
         net_input = sample["net_input"]
         ids = [int(i) for i in sample["id"]]
         edit_model = FairseqEditModel(model, net_input["src_tokens"], net_input["src_lengths"],
                                       self.vocab.ids.bos, self.vocab.ids.pad)
-        rngs = [np.random.default_rng([self.start.seed, sentence_id]) for sentence_id in ids]
+        rngs = [sentence_rng(self.start.seed, sentence_id) for sentence_id in ids]
         sources = self._sources(net_input)
-        starts = [self._start_state(sentence_id, source, rng) for sentence_id, source, rng in zip(ids, sources, rngs)]
+        starts = [start_state(self.start, sentence_id, source, rng, self.config.max_length)
+                  for sentence_id, source, rng in zip(ids, sources, rngs)]
         max_lengths = [int(self.max_len_a * len(source) + self.max_len_b) for source in sources]
-        steps = self.config.steps + (1 if self.start.mode == "ar" else 0)
-        config = dataclasses.replace(self.config, steps=steps)
+        config = dataclasses.replace(self.config, steps=reverse_steps(self.start.mode, self.config.steps))
         results = decode(edit_model, starts, self.vocab, config, rngs, max_lengths)
         if self.print_edit_history:
             self._print_history(ids, results)
@@ -134,16 +120,6 @@ class DiffuserGenerator:
         """Source ids per row without padding and eos."""
         specials = {self.vocab.ids.pad, self.vocab.ids.eos}
         return [[t for t in row.tolist() if t not in specials] for row in net_input["src_tokens"]]
-
-    def _start_state(self, sentence_id: int, source: list[int], rng: np.random.Generator) -> list[int]:
-        mode = self.start.mode
-        if mode == "random":
-            return random_start(len(source), self.start.noise_vocab, rng, self.config.max_length)
-        if mode in ("null", "ar"):
-            return []
-        if mode == "source":
-            return source[: self.config.max_length]
-        return list(self.start.init_tokens[sentence_id])
 
     def _as_fairseq(self, hypothesis: Hypothesis) -> dict:
         eos = self.vocab.ids.eos
@@ -158,9 +134,6 @@ class DiffuserGenerator:
 
     def _print_history(self, ids: list[int], results: list[list[Hypothesis]]) -> None:
         """E-<id>_<step> lines of the best hypothesis (diffuser_mt.traces format), before fairseq's lines."""
-        symbols = self.tgt_dict.symbols
         for sentence_id, hypotheses in zip(ids, results):
-            for step, record in enumerate(hypotheses[0].history, start=1):
-                edit = EditStep(tokens=[symbols[t] for t in record.tokens], tags=list(record.tags),
-                                fills=[[symbols[t] for t in fill] for fill in record.fills])
+            for step, edit in enumerate(trace_steps(hypotheses[0].history, self.tgt_dict.symbols), start=1):
                 print(format_history_line(sentence_id, step, edit), flush=True)

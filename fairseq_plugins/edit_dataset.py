@@ -30,9 +30,9 @@ from fairseq.data import BaseWrapperDataset, FairseqDataset, data_utils
 
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary
+from diffuser_mt.edits import TAG_PAD
 from diffuser_mt.training_examples import DiffuserExample, make_postedit_example, make_training_example
 
-TAG_PAD = -100  # ignore_index of the tagger's cross-entropy
 POSTEDIT_STREAM, ROLLIN_STREAM = 1, 2  # seed-sequence suffixes of the two per-example coin flips
 
 

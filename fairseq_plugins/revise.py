@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-import sentencepiece
 import torch
 
-from diffuser_mt.edit_decoder import FREE, DecodeConfig, decode
-from diffuser_mt.edit_model import DecodeVocabulary
+from diffuser_mt.drafts import keep_span_bounds, locked_draft, piece_encoder
+from diffuser_mt.edit_decoder import DecodeConfig, decode
+from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask
+from diffuser_mt.start_states import sentence_rng
 from diffuser_mt.textio import InputError, atomic_write, read_lines
-from diffuser_mt.traces import EditStep, render_ansi, render_html
+from diffuser_mt.traces import render_ansi, render_html, trace_steps
 
 
 def add_subcommand(subparsers) -> None:
@@ -77,7 +76,7 @@ def run_revise(args: argparse.Namespace) -> None:
     for line, draft in enumerate(drafts, start=1):
         keep_span_bounds(draft, args.keep_spans, line)  # cheap checks before loading the model
     model, task = load_diffuser(args.checkpoint, args.data)
-    pieces = piece_encoder(args.spm_model, Path(task.cfg.data.split(":")[0]))
+    pieces = piece_encoder(args.spm_model, task.manifest, option="--spm-model")
     dictionary = task.target_dictionary
     encode = lambda text: dictionary.encode_line(text, add_if_not_exist=False, append_eos=False).long().tolist()  # noqa: E731  (a one-line encoder)
     states, locks = zip(*(locked_draft(draft, args.keep_spans, pieces, encode, line)
@@ -130,68 +129,11 @@ def load_diffuser(checkpoint: Path, data: Path | None):
     return model, task
 
 
-class PieceEncoder:
-    """Text <-> sentencepiece pieces; without a model, text is taken as space-separated pieces."""
-
-    def __init__(self, processor: sentencepiece.SentencePieceProcessor | None):
-        self.processor = processor
-
-    def encode_as_text(self, text: str) -> str:
-        return " ".join(self.processor.encode(text, out_type=str)) if self.processor else text
-
-    def decode(self, symbols: list[str]) -> str:
-        return self.processor.decode_pieces(symbols) if self.processor else " ".join(symbols)
-
-
-def piece_encoder(spm_model: Path | None, data_dir: Path) -> PieceEncoder:
-    manifest = data_dir / "manifest.json"
-    if spm_model is None and manifest.exists():
-        spm_model = json.loads(manifest.read_text(encoding="utf-8")).get("sentencepiece_model")
-    if spm_model is None:
-        return PieceEncoder(None)
-    if not Path(spm_model).is_file():
-        raise InputError(f"{spm_model}: no such sentencepiece model (pass --spm-model)")
-    return PieceEncoder(sentencepiece.SentencePieceProcessor(model_file=str(spm_model)))
-
-
-def keep_span_bounds(draft: str, keep_spans: list[str], line: int) -> list[tuple[int, int]]:
-    """Sorted (start, end) character bounds of the kept spans in the draft; InputError if absent or not whole words."""
-    bounds = []
-    for span in keep_spans:
-        start = draft.find(span)
-        if start < 0:
-            raise InputError(f"draft {line}: --keep-spans {span!r} does not occur in it")
-        end = start + len(span)
-        if (start > 0 and not draft[start - 1].isspace()) or (end < len(draft) and draft[end].isalnum()):
-            raise InputError(f"draft {line}: --keep-spans {span!r} must cover whole words")
-        bounds.append((start, end))
-    bounds.sort()
-    for (_, end), (start, _) in zip(bounds, bounds[1:]):
-        if start < end:
-            raise InputError(f"draft {line}: --keep-spans overlap")
-    return bounds
-
-
-def locked_draft(draft: str, keep_spans: list[str], pieces: PieceEncoder, encode, line: int):
-    """(draft ids, lock per id): the draft split at the kept spans, each part encoded on its own."""
-    ids, locks, position = [], [], 0
-    for lock, (start, end) in enumerate(keep_span_bounds(draft, keep_spans, line)):
-        for text, part_lock in ((draft[position:start], FREE), (draft[start:end], lock)):
-            part = encode(pieces.encode_as_text(text.strip())) if text.strip() else []
-            ids += part
-            locks += [part_lock] * len(part)
-        position = end
-    tail = draft[position:].strip()
-    tail_ids = encode(pieces.encode_as_text(tail)) if tail else []
-    return ids + tail_ids, locks + [FREE] * len(tail_ids)
-
-
 def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: int, max_lengths: list[int]):
     """Decode each draft (ids, with locks); per draft the best text's symbols and its trace (EditStep list)."""
     from fairseq.data import data_utils
 
     from fairseq_plugins.diffuser_generator import FairseqEditModel
-    from fairseq_plugins.tasks.diffuser_task import fillable_mask
 
     dictionary = task.target_dictionary
     src_tokens = data_utils.collate_tokens([torch.tensor(ids) for ids in source_ids], dictionary.pad(),
@@ -200,15 +142,9 @@ def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: i
     vocab = DecodeVocabulary(task.special_ids, fillable_mask(task.noise_vocab))
     with torch.no_grad():
         edit_model = FairseqEditModel(model, src_tokens, src_lengths, dictionary.bos(), dictionary.pad())
-        rngs = [np.random.default_rng([seed, row]) for row in range(len(states))]
+        rngs = [sentence_rng(seed, row) for row in range(len(states))]
         config = dataclasses.replace(config, max_length=task.cfg.max_target_positions)
         results = decode(edit_model, states, vocab, config, rngs, max_lengths, locks)
     symbols = dictionary.symbols
-    revised, traces = [], []
-    for hypotheses in results:
-        best = hypotheses[0]
-        traces.append([EditStep(tokens=[symbols[t] for t in record.tokens], tags=list(record.tags),
-                                fills=[[symbols[t] for t in fill] for fill in record.fills])
-                       for record in best.history])
-        revised.append([symbols[t] for t in best.tokens])
-    return revised, traces
+    best = [hypotheses[0] for hypotheses in results]
+    return [[symbols[t] for t in h.tokens] for h in best], [trace_steps(h.history, symbols) for h in best]

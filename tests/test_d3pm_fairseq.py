@@ -28,7 +28,7 @@ def generate(small_corpus, checkpoint, *options, check=True):
     return fairseq("fairseq-generate", small_corpus / "bin", "--user-dir", USER_DIR, "--task", "d3pm",
                    "--path", checkpoint, "--gen-subset", "valid", "--cpu", "--seed", "3",
                    "--required-batch-size-multiple", "1", "--batch-size", "32", "--max-len-b", "20",
-                   "--d3pm-decode-steps", "5", *options, check=check)
+                   "--decode-steps", "5", *options, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +116,8 @@ def test_invalid_training_options_stop_with_one_clear_line(small_corpus, tmp_pat
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--d3pm-decode-steps", "51"], "must be in 1..T = 1..50"),
-    (["--d3pm-decode-steps", "0"], "must be >= 1"),
+    (["--decode-steps", "51"], "must be in 1..T = 1..50"),
+    (["--decode-steps", "0"], "must be >= 1"),
 ])
 def test_invalid_decoding_options_stop_with_one_clear_line(absorbing_run, small_corpus, options, message):
     result = generate(small_corpus, absorbing_run[0] / "checkpoint_last.pt", *options, check=False)

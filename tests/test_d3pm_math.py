@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from diffuser_mt.d3pm_losses import bound_terms, sample_training_inputs
 from diffuser_mt.d3pm_sampling import (
-    SamplingConfig,
+    DecodeConfig,
     categorical,
     reverse_diffusion,
     sentence_generator,
@@ -252,9 +252,9 @@ def test_timestep_grid_rejects_more_steps_than_t(steps):
 
 @pytest.mark.parametrize("options, message", [({"steps": 0}, "steps"), ({"temperature": 0.0}, "temperature"),
                                               ({"mode": "beam"}, "decoding mode")])
-def test_invalid_sampling_config(options, message):
+def test_invalid_decode_config(options, message):
     with pytest.raises(ValueError, match=message):
-        SamplingConfig(**options)
+        DecodeConfig(**options)
 
 
 def test_categorical_follows_the_probabilities_and_skips_impossible_states():
@@ -282,7 +282,7 @@ def test_sampling_with_an_oracle_denoiser_recovers_x0(kind, schedule, mode):
     lengths = [5, 2]
     generators = [sentence_generator(1, i) for i in range(2)]
     tokens, scores = reverse_diffusion(transition, oracle(targets), lengths, generators,
-                                       SamplingConfig(steps=7, mode=mode), pad=0)
+                                       DecodeConfig(steps=7, mode=mode), pad=0)
     assert tokens[0].tolist() == targets[0].tolist() and tokens[1, :2].tolist() == targets[1, :2].tolist()
     assert (scores <= 0).all() and (scores[0] > -1e-3).all() and (scores[1, 2:] == 0).all()
 
@@ -296,7 +296,7 @@ def test_each_sentence_draws_from_its_own_generator(mode):
     def denoise(x_t, t):  # position-wise and independent of the other rows of the batch
         return logits[: x_t.size(0), : x_t.size(1)] + 0.1 * F.one_hot(x_t, K)
 
-    config = SamplingConfig(steps=10, mode=mode)
+    config = DecodeConfig(steps=10, mode=mode)
     together, _ = reverse_diffusion(transition, denoise, [6, 6, 6], [sentence_generator(5, i) for i in range(3)],
                                     config, pad=0)
     alone, _ = reverse_diffusion(transition, denoise, [6], [sentence_generator(5, 0)], config, pad=0)

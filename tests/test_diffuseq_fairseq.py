@@ -29,7 +29,7 @@ def train(small_corpus, save_dir, *options, check=True):
 def generate(small_corpus, checkpoint, *options, check=True):
     return fairseq("fairseq-generate", small_corpus / "bin", "--user-dir", USER_DIR, "--task", "diffuseq",
                    "--path", checkpoint, "--gen-subset", "valid", "--cpu", "--seed", "3",
-                   "--required-batch-size-multiple", "1", "--batch-size", "32", "--diffuseq-decode-steps", "5",
+                   "--required-batch-size-multiple", "1", "--batch-size", "32", "--decode-steps", "5",
                    *options, check=check)
 
 
@@ -70,7 +70,7 @@ def test_checkpoint_records_the_forward_process_and_the_sequence_length(trained)
         "sqrt", T, 64)
 
 
-@pytest.mark.parametrize("options", [[], ["--diffuseq-clamping", "off"], ["--diffuseq-decode-steps", str(T)]])
+@pytest.mark.parametrize("options", [[], ["--diffuseq-clamping", "off"], ["--decode-steps", str(T)]])
 def test_generate_writes_fairseq_lines_for_every_sentence(trained, small_corpus, options):
     stdout = generate(small_corpus, trained[0] / "checkpoint_last.pt", *options).stdout
     for kind in ("S", "T", "H", "D", "P"):
@@ -82,7 +82,7 @@ def test_generate_writes_fairseq_lines_for_every_sentence(trained, small_corpus,
         assert float(score) <= 0
 
 
-@pytest.mark.parametrize("options", [[], ["--diffuseq-decode-steps", str(T)]])  # DDIM and ancestral DDPM
+@pytest.mark.parametrize("options", [[], ["--decode-steps", str(T)]])  # DDIM and ancestral DDPM
 def test_outputs_do_not_depend_on_the_batch_size(trained, small_corpus, options):
     checkpoint = trained[0] / "checkpoint_last.pt"
     outputs = [lines_of(generate(small_corpus, checkpoint, *options, "--batch-size", size).stdout, "D")
@@ -92,7 +92,7 @@ def test_outputs_do_not_depend_on_the_batch_size(trained, small_corpus, options)
 
 def test_mbr_keeps_one_of_the_samples(trained, small_corpus):
     checkpoint = trained[0] / "checkpoint_last.pt"
-    ancestral = ["--diffuseq-decode-steps", str(T)]
+    ancestral = ["--decode-steps", str(T)]
     mbr = lines_of(generate(small_corpus, checkpoint, *ancestral, "--diffuseq-mbr-samples", "3").stdout, "D")
     first_sample = lines_of(generate(small_corpus, checkpoint, *ancestral).stdout, "D")
     assert sorted(mbr) == list(range(VALID_SENTENCES))
@@ -121,7 +121,7 @@ def test_invalid_training_options_stop_with_one_clear_line(small_corpus, tmp_pat
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--diffuseq-decode-steps", str(T + 1)], f"must be in 1..T = 1..{T}"),
+    (["--decode-steps", str(T + 1)], f"must be in 1..T = 1..{T}"),
     (["--diffuseq-variance", "large"], "invalid choice"),
 ])
 def test_invalid_decoding_options_stop_with_one_clear_line(trained, small_corpus, options, message):

@@ -1,12 +1,20 @@
 """fairseq-generate --task diffuser: the edit decoder behind fairseq's own CLI, on a tiny trained model."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from fairseq import checkpoint_utils
+from fairseq.data import data_utils
 from fairseq_helpers import DIFFUSER_TINY, USER_DIR, fairseq, json_log, lines_of
 
 import fairseq_plugins  # noqa: F401  (the checkpoint allow-list, for torch.load below)
+from diffuser_mt.edit_decoder import DecodeConfig, decode
+from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask
+from diffuser_mt.start_states import StartSettings, reverse_steps, sentence_rng, start_state
 from diffuser_mt.traces import parse_history_lines
+from fairseq_plugins.diffuser_generator import FairseqEditModel
 
 TEST_SENTENCES = 200
 
@@ -75,6 +83,41 @@ def test_stopping_sentences_that_no_longer_change_keeps_the_output(decoded, opti
     assert lines_of(stopped, "H") == lines_of(forced, "H")
     steps = {i: len(trace) for i, trace in parse_history_lines(stopped.splitlines()).items()}
     assert min(steps.values()) < 3 and max(steps.values()) <= 3
+
+
+@pytest.mark.parametrize("mode, options", [
+    *((mode, ("--init-mode", mode, "--print-edit-history")) for mode in ("random", "null", "source", "ar")),
+    ("random", ("--token-beam", "2", "--revision-beam", "2")), ("random", ("--nucleus-p", "0.6")),
+])
+def test_fairseq_generate_is_the_core_decoder_from_the_core_start_states(small_corpus, checkpoint, decoded, mode,
+                                                                          options):
+    """The H- lines of fairseq-generate (seed 3, 3 edit steps, at most 20 tokens) are what the core's start states
+    and decoder give for the same sentences, decoded here in one batch of their own."""
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)],
+                                                                    arg_overrides={"data": str(small_corpus / "bin")})
+    task.load_dataset("test")
+    ids = list(range(0, TEST_SENTENCES, 20))
+    sources = [task.dataset("test").dataset[i]["source"] for i in ids]  # ending in eos
+    settings = StartSettings(mode=mode, noise_vocab=task.noise_vocab, seed=3)
+    rngs = [sentence_rng(3, i) for i in ids]
+    max_length = task.cfg.max_target_positions
+    starts = [start_state(settings, i, source[:-1].tolist(), rng, max_length)
+              for i, source, rng in zip(ids, sources, rngs)]
+    named = dict(zip(options[::2], options[1::2]))
+    config = DecodeConfig(steps=reverse_steps(mode, 3), token_beam=int(named.get("--token-beam", 1)),
+                          revision_beam=int(named.get("--revision-beam", 1)),
+                          nucleus_p=float(named.get("--nucleus-p", 0.0)), max_length=max_length)
+    dictionary = task.target_dictionary
+    edit_model = FairseqEditModel(models[0].eval(), data_utils.collate_tokens(sources, dictionary.pad(), left_pad=True),
+                                  torch.tensor([len(source) for source in sources]), dictionary.bos(), dictionary.pad())
+    with torch.no_grad():
+        results = decode(edit_model, starts, DecodeVocabulary(task.special_ids, fillable_mask(task.noise_vocab)),
+                         config, rngs, [20] * len(ids))
+    printed = lines_of(decoded(*options), "H")
+    for sentence_id, hypotheses in zip(ids, results):
+        score, text = printed[sentence_id]
+        assert text == dictionary.string(torch.tensor(hypotheses[0].tokens, dtype=torch.long))
+        assert float(score) == pytest.approx(hypotheses[0].score / math.log(2), abs=1e-6)
 
 
 def test_source_start_with_zero_steps_returns_the_source(decoded):

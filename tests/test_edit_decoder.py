@@ -10,7 +10,8 @@ import torch
 
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.edit_decoder import DecodeConfig, choose_tags, decode
-from diffuser_mt.edit_model import DecodeVocabulary, EditModel
+from diffuser_mt.corruption import NoiseVocabulary
+from diffuser_mt.edit_model import DecodeVocabulary, EditModel, fillable_mask
 from diffuser_mt.edits import NUM_TAGS, Tag
 from diffuser_mt.span_filling import FillRequest, TokenSearch, fill_spans
 
@@ -302,3 +303,9 @@ def test_carry_locks_follows_the_tokens():
     # x_t = [A, B, C]: insert before A, delete A, keep B (locked), replace C by two tokens
     tags = [Tag.INSERT, Tag.DELETE, Tag.KEEP, Tag.REPLACE]
     assert carry_locks([-1, 7, -1], tags, [[D], [E, E]]) == [-1, 7, -1, -1]
+
+
+def test_the_fillable_tokens_are_the_noise_vocabulary():
+    mask = fillable_mask(NoiseVocabulary(V, special_ids=[*range(5), 7]))
+    assert mask.dtype == torch.bool and mask.tolist() == [False] * 5 + [True, True, False, True, True]
+    DecodeVocabulary(IDS, mask)  # no special id or sentinel is fillable

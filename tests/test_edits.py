@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from diffuser_mt.edits import Tag, apply_edits, edit_spans
+from diffuser_mt.edits import NUM_TAGS, TAG_PAD, Tag, apply_edits, edit_spans
 
 K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT  # noqa: E741  (I: the INSERT letter of the E- lines)
 
@@ -96,3 +97,11 @@ def test_apply_edits_rejects_invalid_input(tokens, tags, fills, message):
 def test_edit_spans_rejects_invalid_tags(tags, message):
     with pytest.raises(ValueError, match=message):
         edit_spans(tags)
+
+
+def test_padded_tag_targets_do_not_count_in_the_tagger_loss():
+    assert TAG_PAD not in {int(tag) for tag in Tag}
+    logits = torch.randn(4, NUM_TAGS, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([Tag.KEEP, Tag.INSERT, TAG_PAD, TAG_PAD])
+    padded = F.cross_entropy(logits, targets, ignore_index=TAG_PAD, reduction="sum")
+    assert padded == F.cross_entropy(logits[:2], targets[:2], reduction="sum")

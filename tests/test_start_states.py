@@ -1,12 +1,22 @@
-"""Start states of the edit decoder: random tokens, external hypotheses, the auto start of a corpus task."""
+"""Start states of the edit decoder: each mode's x_T, random tokens, external hypotheses, the auto start of a
+corpus task."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from diffuser_mt.corruption import NoiseVocabulary
-from diffuser_mt.data_manifest import corpus_task, read_manifest
-from diffuser_mt.start_states import random_start, read_init_hypotheses, resolve_start_mode
+from diffuser_mt.data_manifest import corpus_task, read_manifest, sentencepiece_model
+from diffuser_mt.start_states import (
+    START_MODES,
+    StartSettings,
+    random_start,
+    read_init_hypotheses,
+    resolve_start_mode,
+    reverse_steps,
+    sentence_rng,
+    start_state,
+)
 from diffuser_mt.textio import InputError
 
 NOISE = NoiseVocabulary(50, special_ids=range(5))
@@ -22,6 +32,54 @@ def test_random_start_has_the_source_length_up_to_the_cap(source_length, max_len
 def test_random_start_follows_the_seed():
     draw = lambda seed: random_start(20, NOISE, np.random.default_rng(seed), 100)  # noqa: E731  (a one-line draw, called below)
     assert draw(1) == draw(1) != draw(2)
+
+
+SOURCE = [11, 12, 13, 14, 15, 16]
+INIT_TOKENS = [[7, 8], [], [9, 9, 9]]
+
+
+def start(mode: str, sentence_id: int = 2, max_length: int = 100, seed: int = 5) -> list[int]:
+    settings = StartSettings(mode=mode, noise_vocab=NOISE, seed=seed, init_tokens=INIT_TOKENS)
+    return start_state(settings, sentence_id, SOURCE, sentence_rng(seed, sentence_id), max_length)
+
+
+@pytest.mark.parametrize("mode, max_length, expected", [
+    ("null", 100, []), ("ar", 100, []), ("source", 100, SOURCE), ("source", 4, SOURCE[:4]), ("file", 100, [9, 9, 9]),
+    ("file", 2, [9, 9, 9]),  # a file's hypothesis is checked against --max-target-positions when it is read
+])
+def test_each_start_mode_builds_its_start_state(mode, max_length, expected):
+    assert start(mode, max_length=max_length) == expected
+
+
+def test_a_random_start_is_the_sentence_generators_draw_of_the_source_length():
+    assert start("random") == random_start(len(SOURCE), NOISE, np.random.default_rng([5, 2]), 100)
+    assert start("random", max_length=3) == start("random")[:3]
+    assert start("random") != start("random", sentence_id=1) != start("random", seed=6)
+
+
+def test_the_sentence_generator_depends_on_the_seed_and_the_sentence_only():
+    draw = lambda seed, sentence_id: sentence_rng(seed, sentence_id).integers(0, 1 << 30, size=4).tolist()  # noqa: E731
+    assert draw(3, 7) == draw(3, 7)
+    assert len({tuple(draw(3, 7)), tuple(draw(3, 8)), tuple(draw(4, 7))}) == 3
+
+
+@pytest.mark.parametrize("mode, edit_steps, expected", [("ar", 3, 4), ("ar", 0, 1), ("random", 3, 3), ("null", 0, 0),
+                                                        ("source", 12, 12), ("file", 5, 5)])
+def test_the_ar_start_adds_its_generation_step(mode, edit_steps, expected):
+    assert reverse_steps(mode, edit_steps) == expected
+
+
+@pytest.mark.parametrize("mode, init_tokens, message", [
+    ("auto", None, "unknown start mode 'auto'"), ("file", None, "needs the hypotheses"),
+])
+def test_invalid_start_settings_are_refused(mode, init_tokens, message):
+    with pytest.raises(ValueError, match=message):
+        StartSettings(mode=mode, noise_vocab=NOISE, seed=1, init_tokens=init_tokens)
+
+
+@pytest.mark.parametrize("mode", START_MODES)
+def test_every_start_mode_is_valid_with_init_tokens(mode):
+    assert StartSettings(mode=mode, noise_vocab=NOISE, seed=1, init_tokens=INIT_TOKENS).mode == mode
 
 
 def test_plain_text_hypotheses_keep_empty_lines(tmp_path):
@@ -80,3 +138,12 @@ def test_a_broken_manifest_is_an_input_error_naming_it(tmp_path, content, messag
     (tmp_path / "manifest.json").write_text(content, encoding="utf-8")
     with pytest.raises(InputError, match=message):
         corpus_task(read_manifest(f"{tmp_path}:{tmp_path / 'other'}"))
+
+
+@pytest.mark.parametrize("content, model", [
+    (None, None), ("{}", None), ('{"sentencepiece_model": "/data/spm.model"}', "/data/spm.model"),
+])
+def test_the_sentencepiece_model_comes_from_the_manifest(tmp_path, content, model):
+    if content is not None:
+        (tmp_path / "manifest.json").write_text(content, encoding="utf-8")
+    assert sentencepiece_model(read_manifest(tmp_path)) == model

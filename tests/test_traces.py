@@ -7,9 +7,17 @@ from html.parser import HTMLParser
 
 import pytest
 
+from diffuser_mt.edit_decoder import EditRecord
 from diffuser_mt.edits import Tag
 from diffuser_mt.traces import (
-    EditStep, changed_after, format_history_line, parse_history_lines, render_ansi, render_html)
+    EditStep,
+    changed_after,
+    format_history_line,
+    parse_history_lines,
+    render_ansi,
+    render_html,
+    trace_steps,
+)
 
 K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT  # noqa: E741  (I: the INSERT letter of the E- lines)
 # x_t = "▁Das ▁alte ▁Katze ▁ist": keep Das, delete alte, replace Katze by Haus, insert "▁sehr ▁klein" after ist
@@ -21,6 +29,18 @@ TRACE = [STEP_ONE, STEP_TWO]
 def test_edit_step_result_applies_the_edits():
     assert STEP_ONE.result() == ["▁Das", "▁Haus", "▁ist", "▁sehr", "▁klein"]
     assert STEP_TWO.result() == ["▁Das", "▁Haus", "▁ist", "▁klein"]
+
+
+SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>", "▁Das", "▁alte", "▁Katze", "▁ist", "▁Haus", "▁sehr", "▁klein"]
+HISTORY = [EditRecord(tokens=(4, 5, 6, 7), tags=(K, K, D, R, I), fills=((8,), (9, 10)), score=-0.5),
+           EditRecord(tokens=(4, 8, 7, 9, 10), tags=(K, K, K, K, D, K), fills=(), score=-0.1)]
+
+
+def test_trace_steps_spell_a_decoder_history_in_symbols():
+    assert trace_steps(HISTORY, SYMBOLS) == TRACE
+    assert [step.result() for step in trace_steps(HISTORY, SYMBOLS)] == [[SYMBOLS[t] for t in record.result()]
+                                                                          for record in HISTORY]
+    assert trace_steps([], SYMBOLS) == []
 
 
 def test_history_lines_round_trip():

@@ -23,9 +23,9 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
 from fairseq.dataclass import FairseqDataclass
 
-from diffuser_mt.edits import NUM_TAGS, Tag
+from diffuser_mt.edits import NUM_TAGS, TAG_PAD, Tag
 from diffuser_mt.rollin import rollin_example
-from fairseq_plugins.edit_dataset import TAG_PAD, collate_examples, example_tensors
+from fairseq_plugins.edit_dataset import collate_examples, example_tensors
 
 
 @dataclass

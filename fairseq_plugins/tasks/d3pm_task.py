@@ -12,25 +12,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from fairseq import utils
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
-from fairseq.tasks.translation import TranslationConfig, TranslationTask
-from omegaconf import II
 
-from diffuser_mt.d3pm_sampling import DECODING_MODES, SamplingConfig, timestep_grid
+from diffuser_mt.d3pm_sampling import DECODING_MODES, DecodeConfig
 from fairseq_plugins.d3pm_generator import D3PMGenerator
-from fairseq_plugins.tasks.diffuser_task import load_language_pairs
+from fairseq_plugins.tasks.language_pair_task import (LanguagePairConfig, LanguagePairTask, check_decode_steps,
+                                                      core_config, strided_decode_steps)
 
 MASK_SYMBOL = "<mask>"
 
 
 @dataclass
-class D3PMTaskConfig(TranslationConfig):
-    d3pm_decode_steps: int = field(
-        default=20,
-        metadata={"help": "decoding: reverse steps N, on an evenly strided grid T = t_0 > ... > t_N = 0 "
-                          "(1 <= N <= the model's --num-diffusion-timesteps)"})
+class D3PMTaskConfig(LanguagePairConfig):
+    decode_steps: int = strided_decode_steps(20)
     d3pm_decoding: ChoiceEnum(DECODING_MODES) = field(
         default="argmax",
         metadata={"help": "decoding: argmax: each step takes the most likely clean tokens x0 and draws x_{t-1} "
@@ -38,21 +33,21 @@ class D3PMTaskConfig(TranslationConfig):
                           "not); sample: ancestral sampling from p(x_{t-1} | x_t)"})
     d3pm_temperature: float = field(
         default=1.0, metadata={"help": "decoding: temperature dividing the model's x0 logits (> 0)"})
-    seed: int = II("common.seed")
 
 
 @register_task("d3pm", dataclass=D3PMTaskConfig)
-class D3PMTask(TranslationTask):
+class D3PMTask(LanguagePairTask):
     """D3PM on a language pair: targets are noised by the model's transition, sources stay clean."""
 
     cfg: D3PMTaskConfig
+    DECODING_OPTIONS = ("decode_steps", "d3pm_decoding", "d3pm_temperature")
 
     def __init__(self, cfg: D3PMTaskConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
         for dictionary in (src_dict, tgt_dict):
             dictionary.add_symbol(MASK_SYMBOL)
         self.mask_idx = tgt_dict.index(MASK_SYMBOL)
-        sampling_config(cfg)  # validate the decoding options before any work
+        decode_config(self.decoding_options(None))  # validate the decoding options before any work
 
     def x0_support(self) -> torch.Tensor:
         """(K,) bool: the target symbols a clean token may be; not bos, pad, eos, <mask> or fairseq's padding
@@ -68,42 +63,17 @@ class D3PMTask(TranslationTask):
         counts = torch.tensor(np.asarray(self.tgt_dict.count, dtype=np.float64))
         return torch.where(self.x0_support(), counts, torch.zeros_like(counts))
 
-    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
-
-    def max_positions(self):
-        return (self.cfg.max_source_positions, self.cfg.max_target_positions)
-
-    def valid_step(self, sample, model, criterion):
-        """Validation draws its timesteps and noise from a seed fixed per batch, so the valid loss is comparable
-        across epochs."""
-        with utils.set_torch_seed(self.cfg.seed * 1_000_003 + int(sample["id"][0])):
-            return super().valid_step(sample, model, criterion)
-
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
-        """The D3PM sampler. ``args`` (fairseq's generation options, or --eval-bleu-args during training) may
-        override the task's decoding options of the same names, e.g. '{"d3pm_decode_steps": 4}'."""
-        options = {name: getattr(args, name, None) for name in DECODING_OPTIONS}
-        options = {name: getattr(self.cfg, name) if value is None else value for name, value in options.items()}
-        config = sampling_config(options)
+        """The D3PM sampler. ``args`` may override the task's decoding options of the same names, e.g.
+        '{"decode_steps": 4}'."""
+        config = decode_config(self.decoding_options(args))
         for model in models:
-            try:
-                timestep_grid(model.transition.num_steps, config.steps)
-            except ValueError as err:
-                raise SystemExit(f"error: --d3pm-decode-steps: {err}") from None
+            check_decode_steps(model.transition.num_steps, config.steps)
         return D3PMGenerator(self.tgt_dict, config, seed=self.cfg.seed, max_len_a=getattr(args, "max_len_a", 0.0),
                              max_len_b=getattr(args, "max_len_b", 200))
 
 
-DECODING_OPTIONS = ("d3pm_decode_steps", "d3pm_decoding", "d3pm_temperature")
-
-
-def sampling_config(options) -> SamplingConfig:
-    """The core's SamplingConfig from a config or a dict of DECODING_OPTIONS; one clear line if invalid."""
-    if not isinstance(options, dict):
-        options = {name: getattr(options, name) for name in DECODING_OPTIONS}
-    try:
-        return SamplingConfig(steps=options["d3pm_decode_steps"], mode=str(options["d3pm_decoding"]),
-                              temperature=options["d3pm_temperature"])
-    except ValueError as err:
-        raise SystemExit(f"error: invalid d3pm decoding option: {err}") from None
+def decode_config(options: dict) -> DecodeConfig:
+    """The core's DecodeConfig from the values of D3PMTask.DECODING_OPTIONS; one clear line if invalid."""
+    return core_config(lambda: DecodeConfig(steps=options["decode_steps"], mode=str(options["d3pm_decoding"]),
+                                            temperature=options["d3pm_temperature"]), "d3pm decoding option")

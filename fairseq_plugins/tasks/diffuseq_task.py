@@ -11,33 +11,28 @@ checkpoint's model, the decoding options below from the task.
 from dataclasses import dataclass, field
 
 import numpy as np
-from fairseq import utils
 from fairseq.data import BaseWrapperDataset, FairseqDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
-from fairseq.tasks.translation import TranslationConfig, TranslationTask
-from omegaconf import II
 
-from diffuser_mt.d3pm_sampling import timestep_grid
-from diffuser_mt.diffuseq_diffusion import VARIANCES, DecodingConfig
+from diffuser_mt.diffuseq_diffusion import VARIANCES, DecodeConfig
 from fairseq_plugins.diffuseq_generator import DiffuSeqGenerator
-from fairseq_plugins.tasks.diffuser_task import load_language_pairs
+from fairseq_plugins.tasks.language_pair_task import (LanguagePairConfig, LanguagePairTask, check_decode_steps,
+                                                      core_config, strided_decode_steps)
 
 SWITCH = ("on", "off")
 
 
 @dataclass
-class DiffuSeqTaskConfig(TranslationConfig):
+class DiffuSeqTaskConfig(LanguagePairConfig):
     sequence_length: int = field(
         default=128,
         metadata={"help": "L, tokens of the joint sequence x </s> y </s> ... (DiffuSeq: 128); recorded in the model "
                           "at training. A source must fit in L - 2 tokens (longer ones are refused or, with "
                           "--skip-invalid-size-inputs-valid-test, skipped); a longer target is cut to fit and "
                           "counted in the logged 'truncated'"})
-    diffuseq_decode_steps: int = field(
-        default=200,
-        metadata={"help": "decoding: reverse steps N on an evenly strided grid (1 <= N <= T): N = T is ancestral "
-                          "DDPM sampling as in DiffuSeq, N < T deterministic DDIM"})
+    decode_steps: int = strided_decode_steps(
+        200, ": N = T is ancestral DDPM sampling as in DiffuSeq, N < T deterministic DDIM")
     diffuseq_clamping: ChoiceEnum(SWITCH) = field(
         default="on", metadata={"help": "decoding: snap every z_0 estimate to its nearest word embedding "
                                         "(DiffuSeq's clamping trick)"})
@@ -49,14 +44,14 @@ class DiffuSeqTaskConfig(TranslationConfig):
         default="beta",
         metadata={"help": "decoding, ancestral DDPM only: the reverse noise variance, beta_t (DiffuSeq) or the "
                           "posterior's"})
-    seed: int = II("common.seed")
 
 
 @register_task("diffuseq", dataclass=DiffuSeqTaskConfig)
-class DiffuSeqTask(TranslationTask):
+class DiffuSeqTask(LanguagePairTask):
     """DiffuSeq on a language pair: the target part of each joint sequence is noised, the source anchors it."""
 
     cfg: DiffuSeqTaskConfig
+    DECODING_OPTIONS = ("decode_steps", "diffuseq_clamping", "diffuseq_mbr_samples", "diffuseq_variance")
 
     def __init__(self, cfg: DiffuSeqTaskConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -65,36 +60,22 @@ class DiffuSeqTask(TranslationTask):
                              "dictionary (fairseq-preprocess --joined-dictionary)")
         if cfg.sequence_length < 3:
             raise SystemExit(f"error: --sequence-length must be >= 3, got {cfg.sequence_length}")
-        decoding_config(cfg)  # validate the decoding options before any work
+        decode_config(self.decoding_options(None))  # validate the decoding options before any work
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
         self.datasets[split] = JointRowDataset(self.datasets[split], self.cfg.sequence_length)
 
     def max_positions(self):
         return (self.cfg.sequence_length - 1, self.cfg.max_target_positions)
 
-    def valid_step(self, sample, model, criterion):
-        """Validation draws its timesteps and noise from a seed fixed per batch, so the valid loss is comparable
-        across epochs."""
-        with utils.set_torch_seed(self.cfg.seed * 1_000_003 + int(sample["id"][0])):
-            return super().valid_step(sample, model, criterion)
-
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
-        """The DiffuSeq sampler. ``args`` (fairseq's generation options, or --eval-bleu-args during training) may
-        override the task's decoding options of the same names, e.g. '{"diffuseq_decode_steps": 20}'."""
-        options = {name: getattr(args, name, None) for name in DECODING_OPTIONS}
-        options = {name: getattr(self.cfg, name) if value is None else value for name, value in options.items()}
-        config = decoding_config(options)
+        """The DiffuSeq sampler. ``args`` may override the task's decoding options of the same names, e.g.
+        '{"decode_steps": 20}'."""
+        config = decode_config(self.decoding_options(args))
         for model in models:
-            try:
-                timestep_grid(model.schedule.num_steps, config.steps)
-            except ValueError as err:
-                raise SystemExit(f"error: --diffuseq-decode-steps: {err}") from None
+            check_decode_steps(model.schedule.num_steps, config.steps)
         return DiffuSeqGenerator(self.tgt_dict, config, seed=self.cfg.seed)
-
-
-DECODING_OPTIONS = ("diffuseq_decode_steps", "diffuseq_clamping", "diffuseq_mbr_samples", "diffuseq_variance")
 
 
 class JointRowDataset(BaseWrapperDataset):
@@ -117,12 +98,9 @@ class JointRowDataset(BaseWrapperDataset):
         return FairseqDataset.batch_by_size(self, indices, max_tokens, max_sentences, required_batch_size_multiple)
 
 
-def decoding_config(options) -> DecodingConfig:
-    """The core's DecodingConfig from a config or a dict of DECODING_OPTIONS; one clear line if invalid."""
-    if not isinstance(options, dict):
-        options = {name: getattr(options, name) for name in DECODING_OPTIONS}
-    try:
-        return DecodingConfig(steps=options["diffuseq_decode_steps"], clamp=str(options["diffuseq_clamping"]) == "on",
-                              mbr_samples=options["diffuseq_mbr_samples"], variance=str(options["diffuseq_variance"]))
-    except ValueError as err:
-        raise SystemExit(f"error: invalid diffuseq decoding option: {err}") from None
+def decode_config(options: dict) -> DecodeConfig:
+    """The core's DecodeConfig from the values of DiffuSeqTask.DECODING_OPTIONS; one clear line if invalid."""
+    return core_config(lambda: DecodeConfig(steps=options["decode_steps"],
+                                            clamp=str(options["diffuseq_clamping"]) == "on",
+                                            mbr_samples=options["diffuseq_mbr_samples"],
+                                            variance=str(options["diffuseq_variance"])), "diffuseq decoding option")

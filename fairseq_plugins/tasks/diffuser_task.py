@@ -8,34 +8,31 @@ decode with it. All corruption and search maths is in ``diffuser_mt``.
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import sentencepiece
-import torch
 from fairseq import metrics
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
-from fairseq.tasks.translation import TranslationConfig, TranslationTask
-from omegaconf import II
 
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import NOISE_DISTRIBUTIONS, REVERSE_TARGETS, UNITS, CorruptionConfig, NoiseVocabulary
 from diffuser_mt.data_manifest import corpus_task, read_manifest
+from diffuser_mt.drafts import piece_encoder
 from diffuser_mt.edit_decoder import DecodeConfig
-from diffuser_mt.edit_model import DecodeVocabulary
-from diffuser_mt.start_states import INIT_MODES, read_init_hypotheses, resolve_start_mode
+from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask
+from diffuser_mt.start_states import INIT_MODES, StartSettings, read_init_hypotheses, resolve_start_mode
 from diffuser_mt.textio import InputError
-from fairseq_plugins.diffuser_generator import DiffuserGenerator, StartSettings
+from fairseq_plugins.diffuser_generator import DiffuserGenerator
 from fairseq_plugins.edit_dataset import EditCorruptionDataset
+from fairseq_plugins.tasks.language_pair_task import LanguagePairConfig, LanguagePairTask, core_config
 
 SENTINEL_FORMAT = "<span:{}>"
 WORD_START = "\u2581"  # sentencepiece's word-start marker
 
 
 @dataclass
-class DiffuserConfig(TranslationConfig):
+class DiffuserConfig(LanguagePairConfig):
     corruption_keep: float = field(default=0.6, metadata={"help": "E_t: share of corruption spans kept"})
     corruption_replace: float = field(
         default=0.2, metadata={"help": "E_t: share of corruption spans replaced by random tokens"})
@@ -115,14 +112,15 @@ class DiffuserConfig(TranslationConfig):
         default=False,
         metadata={"help": "decoding: print one E-<id>_<step> line per step (text, tags and fills; read by "
                           "`diffuser-mt trace`) before each batch's S-/H- lines"})
-    seed: int = II("common.seed")
 
 
 @register_task("diffuser", dataclass=DiffuserConfig)
-class DiffuserTask(TranslationTask):
+class DiffuserTask(LanguagePairTask):
     """DiffusER training on a language pair: targets are corrupted, sources stay clean."""
 
     cfg: DiffuserConfig
+    DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p",
+                        "force_decode_steps", "print_edit_history")
 
     def __init__(self, cfg: DiffuserConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -143,11 +141,11 @@ class DiffuserTask(TranslationTask):
         if cfg.postedit_prob > 0 and not cfg.postedit_file:
             raise SystemExit("error: --postedit-prob needs --postedit-file PATH (hypotheses of the train split)")
         self.manifest, self.corpus_task = data_manifest(cfg.data)
-        decode_config({name: getattr(cfg, name) for name in DECODING_OPTIONS}, cfg.max_target_positions)  # validate
+        decode_config(self.decoding_options(None), cfg.max_target_positions)  # validate before any work
         self.init_tokens = None  # ids of --init-file's hypotheses, read with the decoded split
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
         pairs = self.datasets[split]
         training = split == self.cfg.train_subset
         if self.cfg.init_mode == "file" and not training:
@@ -163,9 +161,6 @@ class DiffuserTask(TranslationTask):
             rollin_prob=self.cfg.rollin_prob if training else 0.0,
         )
 
-    def max_positions(self):
-        return (self.cfg.max_source_positions, self.cfg.max_target_positions)
-
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
         validated = any("_bleu_sys_len" in log for log in logging_outputs)
@@ -176,8 +171,7 @@ class DiffuserTask(TranslationTask):
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
         """The edit decoder. ``args`` (fairseq's generation options, or --eval-bleu-args during training)
         may override the task's decoding options of the same names, e.g. '{"decode_steps": 4}'."""
-        options = {name: getattr(args, name, None) for name in DECODING_OPTIONS}
-        options = {name: getattr(self.cfg, name) if value is None else value for name, value in options.items()}
+        options = self.decoding_options(args)
         mode = resolve_start_mode(str(options.pop("init_mode")), self.corpus_task)
         if mode == "file" and self.init_tokens is None:
             raise SystemExit("error: --init-mode file needs --init-file, read when fairseq-generate loads the split")
@@ -190,37 +184,21 @@ class DiffuserTask(TranslationTask):
                                  print_edit_history=print_edit_history)
 
 
-DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p", "force_decode_steps",
-                    "print_edit_history")
-
-
 def corruption_config(cfg: DiffuserConfig) -> CorruptionConfig:
     """The core's CorruptionConfig; an invalid setting stops fairseq with one clear line."""
-    try:
-        return CorruptionConfig(
-            edit_mix=(cfg.corruption_keep, cfg.corruption_replace, cfg.corruption_insert, cfg.corruption_delete),
-            span_lambda=cfg.span_lambda, num_steps=cfg.diffusion_steps, unit=str(cfg.edit_unit),
-            reverse_target=str(cfg.reverse_target),
-        )
-    except ValueError as err:
-        raise SystemExit(f"error: invalid diffuser task option: {err}") from None
+    return core_config(lambda: CorruptionConfig(
+        edit_mix=(cfg.corruption_keep, cfg.corruption_replace, cfg.corruption_insert, cfg.corruption_delete),
+        span_lambda=cfg.span_lambda, num_steps=cfg.diffusion_steps, unit=str(cfg.edit_unit),
+        reverse_target=str(cfg.reverse_target)), "diffuser task option")
 
 
 def decode_config(options: dict, max_length: int) -> DecodeConfig:
     """The core's DecodeConfig from the decoding options; an invalid value stops fairseq with one clear line."""
-    try:
-        return DecodeConfig(steps=options["decode_steps"], token_beam=options["token_beam"],
-                            revision_beam=options["revision_beam"], nucleus_p=options["nucleus_p"],
-                            max_length=max_length, stop_when_unchanged=not options["force_decode_steps"])
-    except ValueError as err:
-        raise SystemExit(f"error: invalid diffuser decoding option: {err}") from None
-
-
-def fillable_mask(noise_vocab: NoiseVocabulary) -> torch.Tensor:
-    """The generator may write exactly the tokens corruption draws as noise: no specials, no sentinels."""
-    mask = torch.zeros(noise_vocab.vocab_size, dtype=torch.bool)
-    mask[torch.from_numpy(noise_vocab.allowed_ids)] = True
-    return mask
+    return core_config(lambda: DecodeConfig(steps=options["decode_steps"], token_beam=options["token_beam"],
+                                            revision_beam=options["revision_beam"], nucleus_p=options["nucleus_p"],
+                                            max_length=max_length,
+                                            stop_when_unchanged=not options["force_decode_steps"]),
+                       "diffuser decoding option")
 
 
 def data_manifest(data: Optional[str]) -> tuple[Optional[dict], str]:
@@ -249,29 +227,19 @@ def read_hypothesis_tokens(cfg: DiffuserConfig, path: str, option: str, dictiona
         hypotheses = read_init_hypotheses(path, expected_lines)
     except InputError as err:
         raise SystemExit(f"error: {option} {err}") from None
-    encode = _piece_encoder(cfg, manifest)
+    try:
+        pieces = piece_encoder(cfg.init_spm_model, manifest, option="--init-spm-model")
+    except InputError as err:
+        raise SystemExit(f"error: {option}: {err}") from None
     tokens = []
     for line_no, text in enumerate(hypotheses, start=1):
-        ids = dictionary.encode_line(encode(text), add_if_not_exist=False, append_eos=False).long().tolist()
+        ids = dictionary.encode_line(pieces.encode_as_text(text), add_if_not_exist=False,
+                                     append_eos=False).long().tolist()
         if len(ids) > cfg.max_target_positions:
             raise SystemExit(f"error: {option} {path}: hypothesis {line_no} has {len(ids)} tokens, "
                              f"over --max-target-positions {cfg.max_target_positions}")
         tokens.append(ids)
     return tokens
-
-
-def _piece_encoder(cfg: DiffuserConfig, manifest: Optional[dict]):
-    """text -> space-separated pieces, with --init-spm-model or the data manifest's sentencepiece model."""
-    model_path = cfg.init_spm_model
-    if model_path is None and manifest is not None:
-        model_path = manifest.get("sentencepiece_model")
-    if model_path is None:
-        return lambda text: text
-    if not Path(model_path).exists():
-        raise SystemExit(f"error: sentencepiece model {model_path} (for --init-file) does not exist; "
-                         "pass --init-spm-model PATH")
-    processor = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
-    return lambda text: " ".join(processor.encode(text, out_type=str))
 
 
 def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, distribution: str = "uniform") -> NoiseVocabulary:
@@ -287,30 +255,3 @@ def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, distributio
             raise SystemExit("error: --edit-unit word needs a sentencepiece dictionary (no symbol starts with ▁)")
     weights = np.asarray(dictionary.count, dtype=np.float64) if distribution == "unigram" else None
     return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start, weights=weights)
-
-
-def load_language_pairs(task: TranslationTask, split: str, **kwargs) -> None:
-    """TranslationTask.load_dataset, then check_lengths; a missing split or one whose source and target sides
-    differ in length stops fairseq with one clear line."""
-    try:
-        TranslationTask.load_dataset(task, split, **kwargs)
-    except AssertionError as err:  # LanguagePairDataset: "Source and target must contain the same number ..."
-        raise SystemExit(f"error: {split} split of {task.cfg.data}: {err or 'its source and target do not match'}") \
-            from None
-    except FileNotFoundError as err:  # "Dataset not found: SPLIT (DATA)"
-        raise SystemExit(f"error: {err}") from None
-    check_lengths(task.datasets[split], split, task.cfg)
-
-
-def check_lengths(pairs, split: str, cfg: DiffuserConfig) -> None:
-    """Empty or over-long sentences stop training before it starts, naming the split and line."""
-    for side, sizes, limit in (("source", pairs.src_sizes, cfg.max_source_positions),
-                               ("target", pairs.tgt_sizes, cfg.max_target_positions)):
-        empty = np.flatnonzero(sizes <= 1)  # only the eos symbol
-        if empty.size:
-            raise SystemExit(f"error: {split} split: empty {side} line {empty[0] + 1} "
-                             f"({empty.size} empty {side} lines in all); remove them and binarize again")
-        too_long = np.flatnonzero(sizes > limit)
-        if too_long.size:
-            raise SystemExit(f"error: {split} split: {side} line {too_long[0] + 1} has {sizes[too_long[0]]} tokens, "
-                             f"over --max-{side}-positions {limit} ({too_long.size} such lines)")
