@@ -145,8 +145,12 @@ def train(system: str, args: argparse.Namespace) -> dict:
     if not epochs:
         raise SystemExit(f"error: {system} logged no finished training epoch in {log_path}")
     params = PARAMS_PATTERN.findall(log)
+    tokens_per_second = sum(float(wps) for wps, _ in epochs) / len(epochs)
+    if tokens_per_second == 0:  # fairseq times updates from the second one on
+        raise SystemExit(f"error: {system} did {epochs[-1][1]} update(s) in the budget, too few to time; "
+                         "raise --minutes")
     stats = {"minutes": args.minutes, "size": args.size, "updates": int(epochs[-1][1]),
-             "train_tokens_per_second": sum(float(wps) for wps, _ in epochs) / len(epochs),
+             "train_tokens_per_second": tokens_per_second,
              "parameters": int(params[-1].replace(",", "")), "train_peak_rss_mib": peak}
     with atomic_write(stats_path) as out:
         json.dump(stats, out, indent=2)

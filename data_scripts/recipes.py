@@ -14,8 +14,9 @@ A variant is one more entry of ``RECIPES``, derived from the recipe it changes, 
     "diffuser_shared_encoder": DIFFUSER.with_options({"--share-encoder": True}),
     "diffuser_wide": dataclasses.replace(DIFFUSER, arch="diffuser_wide_{size}", lr=5e-4),
 
-``train_diffuser.py --recipe NAME`` trains any entry whose task is ``diffuser`` and
-``compare_systems.py --systems NAME`` any entry at all; ``with_options`` also adds arguments on the fly.
+``train_diffuser.py --recipe NAME`` (and ``ar_bootstrap.py --diffuser-recipe NAME``) trains any entry whose
+task is ``diffuser``; ``compare_systems.py --systems NAME`` trains any entry and decodes it with the
+``DECODERS`` rows of that name. ``with_options`` also adds arguments on the fly.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import Union
 from data_scripts.fairseq_tools import USER_DIR
 
 SIZES = ("small", "tiny")
-# the benchmarks' batch size in target tokens, the same for every system
+# every recipe's batch size in tokens, and the benchmarks' one batch size for all systems
 MAX_TOKENS = 4096
 
 OptionValue = Union[str, int, float, bool]
