@@ -5,8 +5,9 @@
 
 1. Trains fairseq's ``transformer`` and ``levenshtein_transformer``, DiffusER, DiffuSeq and D3PM with
    ``fairseq-train --user-dir fairseq_plugins`` on the same data, at the CPU size class (the ``*_small`` archs:
-   d 256, FFN 1024, 4 heads; 3+3 layers, DiffusER's tagger and generator each, DiffuSeq 6 encoder layers), with
-   the same optimizer (Adam, lr 1e-3, inverse_sqrt, 400 warm-up updates), batch size (--max-tokens) and budget
+   d 256, FFN 1024, 4 heads; 3+3 layers, DiffusER's tagger and generator each, DiffuSeq 6 encoder layers), each
+   with its recipe (``data_scripts/recipes.py``: the same optimizer, Adam, lr 1e-3, inverse_sqrt, 400 warm-up
+   updates), the same batch size (--max-tokens) and budget
    (``--minutes``, fairseq's --stop-time-hours). A finished run in ``--work-dir/SYSTEM`` is reused.
 2. Decodes the test split with each system's decoders (``DECODERS``; DiffusER from random tokens greedy and 2D
    beam, and from the transformer's beam-5 output: the AR bootstrap) with ``fairseq-generate``, one after the
@@ -23,6 +24,7 @@ Figures go to ``--out`` (.json with the machine, .md with the tables the README 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -36,8 +38,9 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks.common import PARAMS_PATTERN, SYSTEMS, machine, write_results  # noqa: E402
+from benchmarks.common import PARAMS_PATTERN, machine, write_results  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
+from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, SYSTEMS, run_arguments  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
@@ -85,13 +88,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--spm-model", type=Path, default=REPO_ROOT / "data/ding/spm.model",
                         help="sentencepiece model of the data (detokenizes outputs, encodes the AR bootstrap)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget of every system")
-    parser.add_argument("--size", choices=("small", "tiny"), default="small", help="model size class")
-    parser.add_argument("--max-tokens", type=int, default=4096, help="training batch size in tokens, every system")
+    parser.add_argument("--size", choices=SIZES, default="small", help="model size class")
+    parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
+                        help="training batch size in tokens, every system")
     parser.add_argument("--batch-size", type=int, default=64, help="decoding batch size in sentences, every system")
     parser.add_argument("--sweep-steps", type=int, nargs="*", default=[1, 2, 4, 8, 12, 16],
                         help="DiffusER step counts of the sweep (none: no sweep)")
-    parser.add_argument("--systems", nargs="*", choices=list(SYSTEMS), default=list(SYSTEMS),
-                        help="train and decode only these (the transformer always: it is the ratios' baseline)")
+    parser.add_argument("--systems", nargs="*", choices=list(RECIPES), default=list(SYSTEMS),
+                        help="train these recipes (data_scripts/recipes.py) and decode them with their DECODERS "
+                             "(the transformer always: it is the ratios' baseline)")
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "checkpoints/bench",
                         help="one folder per system: checkpoints, train.log, generate outputs")
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers of every training")
@@ -116,6 +121,14 @@ def run_measured(command: list, log_path: Path, append: bool = False) -> int:
     return usage.ru_maxrss // 1024  # Linux reports KiB
 
 
+def train_command(system: str, args: argparse.Namespace) -> list[str]:
+    """fairseq-train's arguments: the system's recipe at ``--size`` with the benchmark's batch size, for the
+    budget, in ``--work-dir/SYSTEM``."""
+    recipe = dataclasses.replace(RECIPES[system], max_tokens=args.max_tokens)
+    return [*recipe.train_arguments(args.data, args.size),
+            *run_arguments(args.work_dir / system, args.minutes, args.seed, args.num_workers)]
+
+
 def train(system: str, args: argparse.Namespace) -> dict:
     """Train (or resume) one system for the budget; its training figures, also kept in train_stats.json."""
     save_dir = args.work_dir / system
@@ -124,13 +137,7 @@ def train(system: str, args: argparse.Namespace) -> dict:
         stats = json.loads(stats_path.read_text())
         if stats["minutes"] == args.minutes and stats["size"] == args.size:
             return stats
-    command = [fairseq_executable("fairseq-train"), args.data, "--user-dir", USER_DIR,
-               *[option.format(size=args.size) for option in SYSTEMS[system]],
-               "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "0.0", "--lr", "1e-3",
-               "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "400", "--max-tokens", args.max_tokens,
-               "--stop-time-hours", args.minutes / 60, "--seed", args.seed, "--num-workers", args.num_workers,
-               "--cpu", "--save-dir", save_dir, "--no-epoch-checkpoints", "--data-buffer-size", "0",
-               "--log-format", "simple", "--log-interval", "20"]
+    command = [fairseq_executable("fairseq-train"), *train_command(system, args)]
     log_path = save_dir / "train.log"
     peak = run_measured(command, log_path, append=True)
     log = log_path.read_text(encoding="utf-8")
@@ -138,8 +145,12 @@ def train(system: str, args: argparse.Namespace) -> dict:
     if not epochs:
         raise SystemExit(f"error: {system} logged no finished training epoch in {log_path}")
     params = PARAMS_PATTERN.findall(log)
+    tokens_per_second = sum(float(wps) for wps, _ in epochs) / len(epochs)
+    if tokens_per_second == 0:  # fairseq times updates from the second one on
+        raise SystemExit(f"error: {system} did {epochs[-1][1]} update(s) in the budget, too few to time; "
+                         "raise --minutes")
     stats = {"minutes": args.minutes, "size": args.size, "updates": int(epochs[-1][1]),
-             "train_tokens_per_second": sum(float(wps) for wps, _ in epochs) / len(epochs),
+             "train_tokens_per_second": tokens_per_second,
              "parameters": int(params[-1].replace(",", "")), "train_peak_rss_mib": peak}
     with atomic_write(stats_path) as out:
         json.dump(stats, out, indent=2)
@@ -151,13 +162,12 @@ def decode(name: str, options: list, system: str, args: argparse.Namespace, refe
     save_dir = args.work_dir / system
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     output = save_dir / f"generate-test.{slug}.txt"
-    task = {"transformer": "translation", "levenshtein_transformer": "translation_lev"}.get(system, system)
-    command = [fairseq_executable("fairseq-generate"), args.data, "--user-dir", USER_DIR, "--task", task,
-               "--path", save_dir / "checkpoint_best.pt", "--gen-subset", "test", *options,
-               "--post-process", "sentencepiece", "--batch-size", args.batch_size,
+    command = [fairseq_executable("fairseq-generate"), args.data, "--user-dir", USER_DIR,
+               "--task", RECIPES[system].task, "--path", save_dir / "checkpoint_best.pt", "--gen-subset", "test",
+               *options, "--post-process", "sentencepiece", "--batch-size", args.batch_size,
                "--required-batch-size-multiple", "1", "--max-len-a", "1.2", "--max-len-b", "10",
                "--cpu", "--seed", args.seed]
-    if system == "diffuser":
+    if RECIPES[system].task == "diffuser":
         command += ["--init-spm-model", args.spm_model]
     peak = run_measured(command, output)
     text = output.read_text(encoding="utf-8")

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/train_throughput.py --data data-bin/ding.en-de
 
 Each system trains with ``fairseq-train --user-dir fairseq_plugins`` on the same
-data, at the same size class (``benchmarks/common.py``'s SYSTEMS with the
+data, with its recipe (``data_scripts/recipes.py``) at the same size class (the
 ``small`` archs: d 256; 3+3 layers, for each of DiffusER's tagger and generator),
 the same batch size, optimizer and number of updates. Throughput is fairseq's
 own ``wps`` (target tokens of the original sentences per second), averaged over
@@ -25,6 +25,7 @@ Figures go to ``benchmarks/results/train_throughput.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -36,25 +37,30 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks.common import PARAMS_PATTERN, SYSTEMS, machine, write_results  # noqa: E402
+from benchmarks.common import PARAMS_PATTERN, machine, write_results  # noqa: E402
 from benchmarks.compare_systems import run_measured  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
-from fairseq_plugins.models.cpu_sizes import SIZES  # noqa: E402
+from data_scripts.recipes import DIFFUSER, MAX_TOKENS, RECIPES, SIZES, SYSTEMS, Recipe  # noqa: E402
+from fairseq_plugins.models.cpu_sizes import SIZES as ARCH_SIZES  # noqa: E402
 
-# DiffusER layouts measured beside the arch's defaults; {layers} is the size's decoder depth
-DIFFUSER_LAYOUTS = {
-    "diffuser_shared_encoder": ["--share-encoder", "--tagger-layers", "{layers}"],
-    "diffuser_separate": ["--no-share-encoder", "--tagger-layers", "{layers}"],
-}
-MEASURED = {**SYSTEMS, **{name: SYSTEMS["diffuser"] + options for name, options in DIFFUSER_LAYOUTS.items()}}
+# DiffusER layouts measured beside the arch's defaults, both with the tagger as deep as the generator
+DIFFUSER_LAYOUTS = {"diffuser_shared_encoder": "--share-encoder", "diffuser_separate": "--no-share-encoder"}
+MEASURED = (*SYSTEMS, *DIFFUSER_LAYOUTS)
+
+
+def measured_recipe(system: str, size: str) -> Recipe:
+    """The system's recipe; a DiffusER layout is the DiffusER recipe with its encoder and tagger options."""
+    if system not in DIFFUSER_LAYOUTS:
+        return RECIPES[system]
+    return DIFFUSER.with_options({DIFFUSER_LAYOUTS[system]: True, "--tagger-layers": ARCH_SIZES[size]["layers"]})
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO_ROOT / "data-bin/ding.en-de")
-    parser.add_argument("--size", choices=("small", "tiny"), default="small", help="the *_cpu_SIZE archs")
+    parser.add_argument("--size", choices=SIZES, default="small", help="the recipes' size class")
     parser.add_argument("--updates", type=int, default=40, help="training updates per system")
-    parser.add_argument("--max-tokens", type=int, default=4096)
+    parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="batch size in tokens, every system")
     parser.add_argument("--corruption-sentences", type=int, default=2000,
                         help="training sentences timed through the DiffusER data loader")
     parser.add_argument("--seed", type=int, default=1)
@@ -68,16 +74,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def train_command(system: str, args: argparse.Namespace, save_dir: Path) -> list[str]:
+    """fairseq-train's arguments: the system's recipe at ``--size`` with the benchmark's batch size, for
+    ``--updates`` updates, without validation or checkpoints, a JSON log line every 5 updates."""
+    recipe = dataclasses.replace(measured_recipe(system, args.size), max_tokens=args.max_tokens)
+    return [*recipe.train_arguments(args.data, args.size), "--max-update", str(args.updates), "--seed", str(args.seed),
+            "--cpu", "--disable-validation", "--no-save", "--save-dir", str(save_dir),
+            "--log-format", "json", "--log-interval", "5"]
+
+
 def train(system: str, args: argparse.Namespace, save_dir: Path) -> dict:
     """Train one system for ``args.updates`` updates; return its mean wps, parameter count and peak memory."""
-    layers = SIZES[args.size]["layers"]
-    command = [fairseq_executable("fairseq-train"), str(args.data), "--user-dir", str(USER_DIR),
-               *[option.format(size=args.size, layers=layers) for option in MEASURED[system]],
-               "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "5e-4",
-               "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "400",
-               "--max-tokens", str(args.max_tokens), "--max-update", str(args.updates), "--seed", str(args.seed),
-               "--cpu", "--disable-validation", "--no-save", "--save-dir", str(save_dir),
-               "--log-format", "json", "--log-interval", "5"]
+    command = [fairseq_executable("fairseq-train"), *train_command(system, args, save_dir)]
     log_path = save_dir / "train.log"
     peak = run_measured(command, log_path)
     log = log_path.read_text(encoding="utf-8")
@@ -100,8 +108,7 @@ def corruption_seconds_per_token(args: argparse.Namespace) -> float:
 
     utils.import_user_module(argparse.Namespace(user_dir=str(USER_DIR)))
     parser = options.get_training_parser()
-    cfg_args = options.parse_args_and_arch(parser, [str(args.data), "--user-dir", str(USER_DIR), "--task",
-                                                    "diffuser", "--arch", f"diffuser_{args.size}",
+    cfg_args = options.parse_args_and_arch(parser, [*DIFFUSER.train_arguments(args.data, args.size),
                                                     "--seed", str(args.seed)])
     task = tasks.setup_task(cfg_args)
     task.load_dataset("train")

@@ -3,8 +3,8 @@
 
     python data_scripts/ar_baseline.py --data data-bin/ding.en-de --minutes 15
 
-1. ``fairseq-train --user-dir fairseq_plugins --arch transformer`` with a CPU-sized
-   configuration, for a bounded wall-clock time (``--minutes``; fairseq's
+1. ``fairseq-train --user-dir fairseq_plugins --arch transformer`` with the transformer's recipe
+   (``data_scripts/recipes.py``) at a CPU size class, for a bounded wall-clock time (``--minutes``; fairseq's
    ``--stop-time-hours``) or number of updates. Re-running with the same
    ``--save-dir`` resumes from its last checkpoint, so a finished run is reused.
 2. ``fairseq-generate`` with beam 5 on the test split, subwords removed with
@@ -18,15 +18,13 @@ The hypotheses file is the input of DiffusER's AR bootstrap (``--init-mode file`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
-from data_scripts.fairseq_tools import (  # noqa: E402
-    USER_DIR, add_training_arguments, run_fairseq, training_options)
-from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
+from data_scripts.fairseq_tools import USER_DIR, generate_hypotheses, run_fairseq, write_scores  # noqa: E402
+from data_scripts.recipes import TRANSFORMER, add_training_arguments, training_command  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
@@ -40,13 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train_command(args: argparse.Namespace) -> list:
-    command = [
-        args.data, "--user-dir", USER_DIR, "--task", "translation", "--arch", f"transformer_cpu_{args.model_size}",
-        "--share-all-embeddings", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
-        *training_options(args),
-    ]
-    return command
+def train_command(args: argparse.Namespace) -> list[str]:
+    return training_command(TRANSFORMER, args)
 
 
 def generate_command(args: argparse.Namespace) -> list:
@@ -65,23 +58,17 @@ def main(argv=None) -> int:
     try:
         references = read_lines(args.reference, allow_empty_lines=False)
         run_fairseq("fairseq-train", train_command(args))
-        generate_output = args.save_dir / "generate-test.txt"
-        run_fairseq("fairseq-generate", generate_command(args), stdout_path=generate_output)
-        hypotheses = read_hypotheses(generate_output, prefix="D")
-        if len(hypotheses) != len(references):
-            raise InputError(f"{generate_output} has {len(hypotheses)} hypotheses, "
-                             f"{args.reference} has {len(references)} references")
+        hypotheses = generate_hypotheses(generate_command(args), args.save_dir / "generate-test.txt", args.reference,
+                                         references)
         with atomic_write(args.save_dir / "hypotheses.test.de") as out:
             out.writelines(h + "\n" for h in hypotheses)
         score = corpus_bleu(hypotheses, references)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    results = {"system": "transformer", "model_size": args.model_size, "beam": args.beam, **score}
-    with atomic_write(args.save_dir / "results.json") as out:
-        json.dump(results, out, indent=2)
-    print(f"AR transformer ({args.model_size}, beam {args.beam}) test BLEU = {score['bleu']:.2f}")
-    print(f"sacreBLEU signature: {score['signature']}")
+    write_scores(args.save_dir / "results.json",
+                 {"system": "transformer", "model_size": args.model_size, "beam": args.beam, **score},
+                 f"AR transformer ({args.model_size}, beam {args.beam})")
     return 0
 
 

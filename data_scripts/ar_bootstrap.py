@@ -6,8 +6,9 @@
 1. fairseq's ``transformer`` (``data_scripts/ar_baseline.py``): trained for
    ``--minutes``, or reused from ``--ar-dir`` when that run is finished; its
    beam-5 test output ``generate-test.txt`` is the AR system's hypotheses.
-2. DiffusER ``diffuser_small`` (``data_scripts/train_diffuser.py``): trained for the
-   same ``--minutes``, decoded from random tokens (greedy, 12 steps).
+2. DiffusER ``diffuser_small`` (``data_scripts/train_diffuser.py``, DiffusER's recipe or
+   ``--diffuser-recipe``): trained for the same ``--minutes``, decoded from random
+   tokens (greedy, 12 steps).
 3. DiffusER again, starting from the AR hypotheses (``--init-mode file``).
 4. A table of the three sacreBLEU scores (with the signature), written to
    ``OUT_DIR/results.json``; the edit traces of the first ``--traces`` test
@@ -27,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts import ar_baseline, train_diffuser  # noqa: E402
+from data_scripts.recipes import SIZES  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
 
@@ -40,7 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--diffuser-dir", type=Path, default=Path("checkpoints/diffuser"),
                         help="save dir of DiffusER (trained here unless finished)")
     parser.add_argument("--out-dir", type=Path, default=Path("checkpoints/demo"), help="results.json and traces")
-    parser.add_argument("--model-size", choices=("small", "tiny"), default="small", help="size of both models")
+    parser.add_argument("--model-size", choices=SIZES, default="small", help="size class of both models")
+    parser.add_argument("--diffuser-recipe", choices=train_diffuser.DIFFUSER_RECIPES, default="diffuser",
+                        help="DiffusER's recipe or a variant's (data_scripts/recipes.py)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget of each model")
     parser.add_argument("--max-update", type=int, default=0, help="also stop each training here (0: no limit)")
     parser.add_argument("--decode-steps", type=int, default=12, help="DiffusER's reverse steps")
@@ -58,8 +62,8 @@ def shared_options(args: argparse.Namespace) -> list[str]:
 
 
 def diffuser_options(args: argparse.Namespace, name: str, *decoding) -> list[str]:
-    return [*shared_options(args), "--save-dir", args.diffuser_dir, "--spm-model", args.spm_model,
-            "--decode-steps", args.decode_steps, "--name", name, *decoding]
+    return [*shared_options(args), "--save-dir", args.diffuser_dir, "--recipe", args.diffuser_recipe,
+            "--spm-model", args.spm_model, "--decode-steps", args.decode_steps, "--name", name, *decoding]
 
 
 def run_step(title: str, main, options: list) -> None:

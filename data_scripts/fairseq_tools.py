@@ -1,12 +1,15 @@
-"""Running fairseq's command-line programs from the data scripts."""
+"""Running fairseq's command-line programs from the data scripts, and writing the scores of what they decode."""
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from diffuser_mt.generation_output import read_hypotheses
+from diffuser_mt.textio import InputError, atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 USER_DIR = REPO_ROOT / "fairseq_plugins"
@@ -44,30 +47,20 @@ def run_fairseq(name: str, args: list[str], stdout_path: Path | None = None) -> 
         raise SystemExit(f"error: {name} failed with exit status {returncode} (its log is above)")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, save_dir: str, save_dir_help: str,
-                           arch_help: str) -> None:
-    """The options the training scripts share: data, references, save dir, size, budget, optimizer, seed."""
-    parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
-    parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"),
-                        help="raw (detokenized) reference text of the test split")
-    parser.add_argument("--save-dir", type=Path, default=Path(save_dir), help=save_dir_help)
-    parser.add_argument("--model-size", choices=("small", "tiny"), default="small", help=arch_help)
-    parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
-    parser.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
-    parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup-updates", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers")
+def generate_hypotheses(args: list, output: Path, reference: Path, references: list[str]) -> list[str]:
+    """fairseq-generate with its stdout in ``output``; the hypotheses in corpus order, InputError unless there
+    is one per line of ``references`` (read from ``reference``)."""
+    run_fairseq("fairseq-generate", args, stdout_path=output)
+    hypotheses = read_hypotheses(output, prefix="D")
+    if len(hypotheses) != len(references):
+        raise InputError(f"{output} has {len(hypotheses)} hypotheses, {reference} has {len(references)} references")
+    return hypotheses
 
 
-def training_options(args: argparse.Namespace) -> list:
-    """fairseq-train options from add_training_arguments: Adam, inverse_sqrt, wall-clock budget, CPU."""
-    return [
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", 0.0,
-        "--lr", args.lr, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", args.warmup_updates,
-        "--max-tokens", args.max_tokens, "--seed", args.seed, "--num-workers", args.num_workers,
-        "--stop-time-hours", args.minutes / 60, "--max-update", args.max_update,
-        "--save-dir", args.save_dir, "--no-epoch-checkpoints",
-        "--cpu", "--log-format", "simple", "--log-interval", 20,
-    ]
+def write_scores(path: Path, results: dict, headline: str) -> None:
+    """``results`` (with sacreBLEU's ``bleu`` and ``signature``) as JSON at ``path``; the BLEU after ``headline``
+    and the signature printed."""
+    with atomic_write(path) as out:
+        json.dump(results, out, indent=2)
+    print(f"{headline} test BLEU = {results['bleu']:.2f}")
+    print(f"sacreBLEU signature: {results['signature']}")

@@ -27,9 +27,8 @@ when everything succeeded; a missing input is one error line naming it.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
-import json
-import os
 import shutil
 import sys
 from dataclasses import asdict
@@ -42,8 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the
 from data_scripts.cnn_dm import (  # noqa: E402
     SENTENCE_SEPARATOR, URL_LISTS, SplitStats, Story, find_story_dirs, index_stories, parse_story,
     read_url_list, spm_training_lines, summary_line, url_hash)
+from data_scripts import corpus_build  # noqa: E402
 from data_scripts.corpus_build import (  # noqa: E402
-    binarize, check_output_dir, load_sentencepiece, publish, staging_directory, train_sentencepiece)
+    add_output_arguments, add_parallelism_arguments, binarize, build_and_publish, check_outputs, load_sentencepiece,
+    non_negative_int, positive_int, run, train_sentencepiece)
 from diffuser_mt.textio import InputError, read_lines  # noqa: E402
 
 PROGRAM = "prepare_cnn_dm"
@@ -52,22 +53,7 @@ SIDES = ("source", "target")
 HF_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 ENCODE_CHUNK = 5_000  # examples encoded at a time
 Example = tuple[str, str]  # (article, summary line)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer of at least 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+stage = functools.partial(corpus_build.stage, PROGRAM)  # progress lines "prepare_cnn_dm: MESSAGE"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,10 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hf-dataset", default="abisee/cnn_dailymail",
                         help="without --from: Hugging Face dataset id (default: %(default)s, formerly cnn_dailymail)")
     parser.add_argument("--hf-config", default="3.0.0", help="without --from: its version (default: %(default)s)")
-    parser.add_argument("--text-dir", type=Path, default=Path("data/cnn_dm"),
-                        help="raw and sentencepiece-encoded splits and spm.model (default: %(default)s)")
-    parser.add_argument("--dest-dir", type=Path, default=Path("data-bin/cnn_dm"),
-                        help="fairseq-preprocess output and manifest.json (default: %(default)s)")
+    add_output_arguments(parser, "data/cnn_dm", "data-bin/cnn_dm")
     parser.add_argument("--vocab-size", type=positive_int, default=32000,
                         help="joint sentencepiece vocabulary size (default: %(default)s)")
     parser.add_argument("--spm-model", type=Path,
@@ -101,16 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="truncate the binarized summaries to this many pieces (the .target references "
                              "stay whole); 0 keeps them whole (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="seed of sentencepiece's sampling (default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
-                        help="sentencepiece training/encoding threads (default: all CPUs)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                        help="fairseq-preprocess worker processes (default: all CPUs)")
+    add_parallelism_arguments(parser)
     return parser.parse_args(argv)
-
-
-def stage(message: str) -> None:
-    """Print a one-line progress message."""
-    print(f"{PROGRAM}: {message}", file=sys.stderr, flush=True)
 
 
 def story_examples(folder: Path, allow_missing: bool) -> tuple[dict[str, list[Example]], dict[str, SplitStats]]:
@@ -259,19 +234,12 @@ def build(args: argparse.Namespace, examples: dict[str, list[Example]], stats: d
     model = sentencepiece_model(args, text_dir, examples["train"])
     check_separator_piece(model)
     truncated = encode_splits(args, text_dir, model)
-    stage("binarizing with fairseq-preprocess")
-    binarize(text_dir, dest_dir, args.workers, *SIDES)
-    with open(dest_dir / "manifest.json", "w", encoding="utf-8") as out:
-        json.dump(manifest(args, stats, truncated), out, indent=2, ensure_ascii=False)
-        out.write("\n")
+    binarize(PROGRAM, text_dir, dest_dir, args.workers, SIDES, manifest(args, stats, truncated))
 
 
 def prepare(args: argparse.Namespace) -> None:
     """Read the stories, build both directories under temporary names, then publish them."""
-    for output in (args.text_dir, args.dest_dir):
-        check_output_dir(output)
-    if args.text_dir.resolve() == args.dest_dir.resolve():
-        raise InputError(f"--text-dir and --dest-dir must differ (both are {args.text_dir})")
+    check_outputs(args.text_dir, args.dest_dir)
     if args.spm_model is not None:
         check_separator_piece(args.spm_model)
     if args.from_dir is not None:
@@ -282,20 +250,12 @@ def prepare(args: argparse.Namespace) -> None:
         stage(f"{split}: {split_stats.kept} of {split_stats.urls} stories kept ({split_stats.missing} missing, "
               f"{split_stats.no_highlights} skipped without highlights, {split_stats.empty_article} without "
               "article text)")
-    with staging_directory(args.text_dir, PROGRAM) as text_staging, \
-            staging_directory(args.dest_dir, PROGRAM) as dest_staging:
-        build(args, examples, stats, text_staging, dest_staging)
-        publish(text_staging, args.text_dir, PROGRAM)
-        publish(dest_staging, args.dest_dir, PROGRAM)
-    stage(f"done: text in {args.text_dir}, binarized data in {args.dest_dir}")
+    build_and_publish(PROGRAM, args.text_dir, args.dest_dir, functools.partial(build, args, examples, stats))
 
 
 def main(argv=None) -> None:
     """Entry point: one clear line and exit status 1 on bad input."""
-    try:
-        prepare(parse_args(argv))
-    except InputError as err:
-        sys.exit(f"error: {err}")
+    run(prepare, parse_args, argv)
 
 
 if __name__ == "__main__":

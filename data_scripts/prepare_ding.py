@@ -24,7 +24,7 @@ by the next one.
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
 import shutil
 import subprocess
@@ -36,8 +36,9 @@ import sentencepiece
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
+from data_scripts import corpus_build  # noqa: E402
 from data_scripts.corpus_build import (  # noqa: E402
-    binarize, check_output_dir, publish, staging_directory, train_sentencepiece)
+    add_output_arguments, binarize, build_and_publish, check_outputs, positive_int, run, train_sentencepiece)
 from data_scripts.ding import Extraction, Pair, ding_version, extract_pairs, split_pairs  # noqa: E402
 from diffuser_mt.textio import InputError, read_lines  # noqa: E402
 
@@ -46,14 +47,7 @@ PACKAGE = "trans-de-en"
 SPLITS = ("train", "valid", "test")
 LANGUAGES = ("en", "de")
 PROGRAM = "prepare_ding"
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+stage = functools.partial(corpus_build.stage, PROGRAM)  # progress lines "prepare_ding: MESSAGE"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,10 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dictionary", type=Path, default=DEFAULT_DICTIONARY,
                         help="Ding dictionary file, format `German :: English` (default: %(default)s)")
-    parser.add_argument("--text-dir", type=Path, default=Path("data/ding"),
-                        help="raw and sentencepiece-encoded splits and spm.model (default: %(default)s)")
-    parser.add_argument("--dest-dir", type=Path, default=Path("data-bin/ding.en-de"),
-                        help="fairseq-preprocess output and manifest.json (default: %(default)s)")
+    add_output_arguments(parser, "data/ding", "data-bin/ding.en-de")
     parser.add_argument("--vocab-size", type=positive_int, default=8000,
                         help="joint sentencepiece vocabulary size (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the split (default: %(default)s)")
@@ -75,11 +66,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--install-only", action="store_true",
                         help="only make sure the dictionary is installed, then exit")
     return parser.parse_args(argv)
-
-
-def stage(message: str) -> None:
-    """Print a one-line progress message."""
-    print(f"prepare_ding: {message}", file=sys.stderr, flush=True)
 
 
 def ensure_dictionary(path: Path) -> None:
@@ -190,11 +176,7 @@ def build(args: argparse.Namespace, corpus: Corpus, text_dir: Path, dest_dir: Pa
     write_text(text_dir, corpus.splits)
     stage(f"training the sentencepiece model (vocabulary {args.vocab_size})")
     encode_splits(text_dir, train_ding_sentencepiece(text_dir, args.vocab_size, args.seed))
-    stage("binarizing with fairseq-preprocess")
-    binarize(text_dir, dest_dir, args.workers, *LANGUAGES)
-    with open(dest_dir / "manifest.json", "w", encoding="utf-8") as out:
-        json.dump(manifest(args, corpus), out, indent=2, ensure_ascii=False)
-        out.write("\n")
+    binarize(PROGRAM, text_dir, dest_dir, args.workers, LANGUAGES, manifest(args, corpus))
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -203,25 +185,14 @@ def prepare(args: argparse.Namespace) -> None:
     if args.install_only:
         stage(f"{args.dictionary} is installed")
         return
-    for output in (args.text_dir, args.dest_dir):
-        check_output_dir(output)
-    if args.text_dir.resolve() == args.dest_dir.resolve():
-        raise InputError(f"--text-dir and --dest-dir must differ (both are {args.text_dir})")
+    check_outputs(args.text_dir, args.dest_dir)
     corpus = read_dictionary(args)
-    with staging_directory(args.text_dir, PROGRAM) as text_staging, \
-            staging_directory(args.dest_dir, PROGRAM) as dest_staging:
-        build(args, corpus, text_staging, dest_staging)
-        publish(text_staging, args.text_dir, PROGRAM)
-        publish(dest_staging, args.dest_dir, PROGRAM)
-    stage(f"done: text in {args.text_dir}, binarized data in {args.dest_dir}")
+    build_and_publish(PROGRAM, args.text_dir, args.dest_dir, functools.partial(build, args, corpus))
 
 
 def main(argv=None) -> None:
     """Entry point: one clear line and exit status 1 on bad input."""
-    try:
-        prepare(parse_args(argv))
-    except InputError as err:
-        sys.exit(f"error: {err}")
+    run(prepare, parse_args, argv)
 
 
 if __name__ == "__main__":

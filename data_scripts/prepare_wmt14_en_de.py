@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
-import json
 import os
 import shutil
 import sys
@@ -41,8 +41,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
+from data_scripts import corpus_build  # noqa: E402
 from data_scripts.corpus_build import (  # noqa: E402
-    binarize, check_output_dir, load_sentencepiece, publish, staging_directory, train_sentencepiece)
+    add_output_arguments, add_parallelism_arguments, binarize, build_and_publish, check_outputs, load_sentencepiece,
+    positive_int, run, train_sentencepiece)
 from data_scripts.wmt14 import (  # noqa: E402
     ARCHIVES, SOURCE, TARGET, TEST_FULL_SEGMENTS, Archive, Cleaning, Inputs, decode_pair, length_rule, locate,
     raw_pairs, read_evaluation_pair)
@@ -52,14 +54,7 @@ PROGRAM = "prepare_wmt14_en_de"
 LANGUAGES = (SOURCE, TARGET)
 ENCODE_CHUNK = 20_000  # pairs encoded at a time
 PREFILTER = "train.prefilter"  # normalized training text before the length rules (removed at the end)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+stage = functools.partial(corpus_build.stage, PROGRAM)  # progress lines "prepare_wmt14_en_de: MESSAGE"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,10 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="without --from: where the archives are downloaded and unpacked (default: %(default)s)")
     parser.add_argument("--mirror", help="without --from: fetch each archive as MIRROR/ARCHIVE_NAME instead of from "
                                          "statmt.org (any URL urllib reads, file:// included)")
-    parser.add_argument("--text-dir", type=Path, default=Path("data/wmt14_en_de"),
-                        help="raw and sentencepiece-encoded splits and spm.model (default: %(default)s)")
-    parser.add_argument("--dest-dir", type=Path, default=Path("data-bin/wmt14.en-de"),
-                        help="fairseq-preprocess output and manifest.json (default: %(default)s)")
+    add_output_arguments(parser, "data/wmt14_en_de", "data-bin/wmt14.en-de")
     parser.add_argument("--vocab-size", type=positive_int, default=32000,
                         help="joint sentencepiece vocabulary size (default: %(default)s)")
     parser.add_argument("--spm-model", type=Path,
@@ -87,16 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="drop training pairs whose longer side has more than this times the pieces of the "
                              "shorter (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="seed of sentencepiece's sampling (default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
-                        help="sentencepiece training/encoding threads (default: all CPUs)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                        help="fairseq-preprocess worker processes (default: all CPUs)")
+    add_parallelism_arguments(parser)
     return parser.parse_args(argv)
-
-
-def stage(message: str) -> None:
-    """Print a one-line progress message."""
-    print(f"{PROGRAM}: {message}", file=sys.stderr, flush=True)
 
 
 def download(raw_dir: Path, mirror: str | None) -> Path:
@@ -286,8 +270,8 @@ def manifest(args: argparse.Namespace, inputs: Inputs, counts: dict[str, int], c
     }
 
 
-def build(args: argparse.Namespace, inputs: Inputs, folder: Path, text_dir: Path, dest_dir: Path) -> dict:
-    """Write text, sentencepiece and binarized data into the two (staging) directories; return the manifest."""
+def build(args: argparse.Namespace, inputs: Inputs, folder: Path, text_dir: Path, dest_dir: Path) -> None:
+    """Write text, sentencepiece and binarized data into the two (staging) directories."""
     stage("reading newstest2013 (valid) and newstest2014 (test)")
     counts = write_evaluation_sets(inputs, text_dir)
     cleaning = Cleaning()
@@ -300,39 +284,22 @@ def build(args: argparse.Namespace, inputs: Inputs, folder: Path, text_dir: Path
     stage(f"{cleaning.kept} training pairs of {cleaning.read} (dropped: {cleaning.empty} empty, "
           f"{cleaning.invalid_utf8} invalid UTF-8, {cleaning.too_long} over {args.max_length} pieces, "
           f"{cleaning.ratio} over ratio {args.max_ratio}); valid {counts['valid']}, test {counts['test']}")
-    stage("binarizing with fairseq-preprocess")
-    binarize(text_dir, dest_dir, args.workers, SOURCE, TARGET)
-    result = manifest(args, inputs, counts, cleaning, folder)
-    with open(dest_dir / "manifest.json", "w", encoding="utf-8") as out:
-        json.dump(result, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    return result
+    binarize(PROGRAM, text_dir, dest_dir, args.workers, LANGUAGES, manifest(args, inputs, counts, cleaning, folder))
 
 
 def prepare(args: argparse.Namespace) -> None:
     """Find (or download) the inputs, build both directories under temporary names, then publish them."""
-    for output in (args.text_dir, args.dest_dir):
-        check_output_dir(output)
-    if args.text_dir.resolve() == args.dest_dir.resolve():
-        raise InputError(f"--text-dir and --dest-dir must differ (both are {args.text_dir})")
+    check_outputs(args.text_dir, args.dest_dir)
     if args.spm_model is not None:
         load_sentencepiece(args.spm_model)
     folder = args.from_dir if args.from_dir is not None else download(args.raw_dir, args.mirror)
     inputs = locate(folder)
-    with staging_directory(args.text_dir, PROGRAM) as text_staging, \
-            staging_directory(args.dest_dir, PROGRAM) as dest_staging:
-        build(args, inputs, folder, text_staging, dest_staging)
-        publish(text_staging, args.text_dir, PROGRAM)
-        publish(dest_staging, args.dest_dir, PROGRAM)
-    stage(f"done: text in {args.text_dir}, binarized data in {args.dest_dir}")
+    build_and_publish(PROGRAM, args.text_dir, args.dest_dir, functools.partial(build, args, inputs, folder))
 
 
 def main(argv=None) -> None:
     """Entry point: one clear line and exit status 1 on bad input."""
-    try:
-        prepare(parse_args(argv))
-    except InputError as err:
-        sys.exit(f"error: {err}")
+    run(prepare, parse_args, argv)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 
     python data_scripts/train_diffuser.py --data data-bin/ding.en-de --minutes 15
 
-1. ``fairseq-train --user-dir fairseq_plugins --task diffuser --arch diffuser_small``
-   for a wall-clock budget (``--minutes``, fairseq's ``--stop-time-hours``, which
-   counts the time of earlier runs in the same ``--save-dir``: re-running a
-   finished run only decodes again) or a number of updates.
+1. ``fairseq-train --user-dir fairseq_plugins --task diffuser --arch diffuser_small`` with
+   DiffusER's recipe or a variant's (``--recipe``, ``data_scripts/recipes.py``), for a
+   wall-clock budget (``--minutes``, fairseq's ``--stop-time-hours``, which counts the
+   time of earlier runs in the same ``--save-dir``: re-running a finished run only
+   decodes again) or a number of updates.
 2. ``fairseq-generate --task diffuser`` on the test split with the edit decoder
    (start state, steps and searches as options), with ``--print-edit-history``
    so ``diffuser-mt trace`` can show the edits; output in
@@ -17,18 +18,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
-from data_scripts.fairseq_tools import (  # noqa: E402
-    USER_DIR, add_training_arguments, run_fairseq, training_options)
-from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
+from data_scripts.fairseq_tools import USER_DIR, generate_hypotheses, run_fairseq, write_scores  # noqa: E402
+from data_scripts.recipes import RECIPES, add_training_arguments, training_command  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.start_states import START_MODES  # noqa: E402
-from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
+from diffuser_mt.textio import InputError, read_lines  # noqa: E402
+
+# the recipes this script trains: DiffusER and its variants
+DIFFUSER_RECIPES = [name for name, recipe in RECIPES.items() if recipe.task == "diffuser"]
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_arguments(parser, "checkpoints/diffuser", "checkpoints, generate outputs and results",
                            "arch diffuser_small (3+3 layers, d 256, per model) or diffuser_tiny (tests)")
+    parser.add_argument("--recipe", choices=DIFFUSER_RECIPES, default="diffuser",
+                        help="DiffusER's recipe or a variant's (data_scripts/recipes.py)")
     parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"),
                         help="sentencepiece model of the data (detokenizes the output, encodes --init-file)")
     parser.add_argument("--name", default="greedy", help="names this decoding's output and results files")
@@ -54,14 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train_command(args: argparse.Namespace) -> list:
-    return [
-        args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--arch", f"diffuser_{args.model_size}",
-        "--criterion", "diffuser_loss", *training_options(args),
-        # no background prefetch thread (the data-loader workers prefetch): fairseq's thread is still alive
-        # when a re-run of a finished budget exits at once, and the interpreter then aborts (exit status 134)
-        "--data-buffer-size", 0,
-    ]
+def train_command(args: argparse.Namespace) -> list[str]:
+    return training_command(RECIPES[args.recipe], args)
 
 
 def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
@@ -78,22 +76,17 @@ def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
     return command
 
 
-def decode_and_score(args: argparse.Namespace, checkpoint: Path, references: list[str]) -> dict:
-    """fairseq-generate with the edit decoder; returns the results dict (also written to results.NAME.json)."""
+def decode_and_score(args: argparse.Namespace, checkpoint: Path, references: list[str]) -> None:
+    """fairseq-generate with the edit decoder; the scores written to results.NAME.json and printed."""
     output = args.save_dir / f"generate-test.{args.name}.txt"
-    run_fairseq("fairseq-generate", generate_command(args, checkpoint), stdout_path=output)
-    hypotheses = read_hypotheses(output, prefix="D")
-    if len(hypotheses) != len(references):
-        raise InputError(f"{output} has {len(hypotheses)} hypotheses, {args.reference} has {len(references)} "
-                         "references")
+    hypotheses = generate_hypotheses(generate_command(args, checkpoint), output, args.reference, references)
     score = corpus_bleu(hypotheses, references)
-    results = {"system": "diffuser", "model_size": args.model_size, "decoding": args.name,
+    results = {"system": "diffuser", "recipe": args.recipe, "model_size": args.model_size, "decoding": args.name,
                "decode_steps": args.decode_steps, "init_mode": args.init_mode, "token_beam": args.token_beam,
                "revision_beam": args.revision_beam, "nucleus_p": args.nucleus_p, "generate_output": str(output),
                **score}
-    with atomic_write(args.save_dir / f"results.{args.name}.json") as out:
-        json.dump(results, out, indent=2)
-    return results
+    write_scores(args.save_dir / f"results.{args.name}.json", results,
+                 f"DiffusER ({args.model_size}, {args.name}, start {args.init_mode}, {args.decode_steps} steps)")
 
 
 def main(argv=None) -> int:
@@ -101,13 +94,10 @@ def main(argv=None) -> int:
     try:
         references = read_lines(args.reference, allow_empty_lines=False)
         run_fairseq("fairseq-train", train_command(args))
-        results = decode_and_score(args, args.save_dir / "checkpoint_best.pt", references)
+        decode_and_score(args, args.save_dir / "checkpoint_best.pt", references)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"DiffusER ({args.model_size}, {args.name}, start {args.init_mode}, {args.decode_steps} steps) "
-          f"test BLEU = {results['bleu']:.2f}")
-    print(f"sacreBLEU signature: {results['signature']}")
     return 0
 
 

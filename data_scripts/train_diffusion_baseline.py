@@ -3,9 +3,10 @@
 
     python data_scripts/train_diffusion_baseline.py --method d3pm --minutes 15
 
-1. ``fairseq-train --user-dir fairseq_plugins --task METHOD --arch METHOD_small --criterion METHOD_loss``
-   for a wall-clock budget (``--minutes``; fairseq's ``--stop-time-hours`` counts the time of earlier runs
-   in the same ``--save-dir``, so re-running a finished run only decodes again) or a number of updates;
+1. ``fairseq-train --user-dir fairseq_plugins --task METHOD --arch METHOD_small --criterion METHOD_loss``: the
+   method's recipe (``data_scripts/recipes.py``) with the options below, for a wall-clock budget (``--minutes``;
+   fairseq's ``--stop-time-hours`` counts the time of earlier runs in the same ``--save-dir``, so re-running a
+   finished run only decodes again) or a number of updates;
 2. ``fairseq-generate --task METHOD`` on the test split (output in ``SAVE_DIR/generate-test.txt``);
 3. sacreBLEU of the detokenized hypotheses against the raw references, printed with its signature and
    written to ``SAVE_DIR/results.json``.
@@ -13,23 +14,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
-from data_scripts.fairseq_tools import (  # noqa: E402
-    USER_DIR, add_training_arguments, run_fairseq, training_options)
+from data_scripts.fairseq_tools import USER_DIR, generate_hypotheses, run_fairseq, write_scores  # noqa: E402
+from data_scripts.recipes import D3PM, DIFFUSEQ, RECIPES, add_training_arguments, training_command  # noqa: E402
 from diffuser_mt.d3pm_sampling import DECODING_MODES  # noqa: E402
 from diffuser_mt.d3pm_transitions import TRANSITIONS  # noqa: E402
-from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
-from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
+from diffuser_mt.textio import InputError, read_lines  # noqa: E402
 
 METHODS = ("d3pm", "diffuseq")
-# per method: T, reverse steps when decoding (the scripts' defaults when not given)
-DEFAULT_STEPS = {"d3pm": (1000, 20), "diffuseq": (2000, 200)}
+# reverse steps when decoding, per method (the scripts' defaults when not given)
+DEFAULT_DECODE_STEPS = {"d3pm": 20, "diffuseq": 200}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,12 +39,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"),
                         help="sentencepiece model of the data (detokenizes the output)")
     parser.add_argument("--diffusion-steps", type=int,
-                        help="T, the length of the forward chain (default: d3pm 1000, diffuseq 2000)")
+                        help="T, the length of the forward chain (default: the recipe's, d3pm "
+                             f"{D3PM.options['--num-diffusion-timesteps']}, diffuseq "
+                             f"{DIFFUSEQ.options['--num-diffusion-timesteps']})")
     parser.add_argument("--decode-steps", type=int,
                         help="reverse steps when decoding, <= T (default: d3pm 20, diffuseq 200)")
-    parser.add_argument("--transition", choices=TRANSITIONS, default="absorbing", help="d3pm: forward process")
+    parser.add_argument("--transition", choices=TRANSITIONS, default=D3PM.options["--transition"],
+                        help="d3pm: forward process")
     parser.add_argument("--decoding", choices=DECODING_MODES, default="argmax", help="d3pm: argmax or sample")
-    parser.add_argument("--sequence-length", type=int, default=64,
+    parser.add_argument("--sequence-length", type=int, default=DIFFUSEQ.options["--sequence-length"],
                         help="diffuseq: tokens of the joint sequence x </s> y </s> ... (longer sources are skipped "
                              "in training and refused in decoding)")
     parser.add_argument("--mbr-samples", type=int, default=1, help="diffuseq: samples per sentence for MBR")
@@ -56,21 +58,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.save_dir == Path(""):
         args.save_dir = Path("checkpoints") / args.method
-    diffusion_steps, decode_steps = DEFAULT_STEPS[args.method]
-    args.diffusion_steps = args.diffusion_steps or diffusion_steps
-    args.decode_steps = args.decode_steps or decode_steps
+    args.diffusion_steps = args.diffusion_steps or RECIPES[args.method].options["--num-diffusion-timesteps"]
+    args.decode_steps = args.decode_steps or DEFAULT_DECODE_STEPS[args.method]
     return args
 
 
-def train_command(args: argparse.Namespace) -> list:
+def train_command(args: argparse.Namespace) -> list[str]:
+    """The method's recipe with T and the method's options of the command line."""
     method_options = {
-        "d3pm": ["--transition", args.transition, "--num-diffusion-timesteps", args.diffusion_steps],
-        "diffuseq": ["--num-diffusion-timesteps", args.diffusion_steps, "--sequence-length", args.sequence_length,
-                     "--skip-invalid-size-inputs-valid-test"],
+        "d3pm": {"--transition": args.transition},
+        "diffuseq": {"--sequence-length": args.sequence_length},
     }[args.method]
-    return [args.data, "--user-dir", USER_DIR, "--task", args.method, "--arch", f"{args.method}_{args.model_size}",
-            "--criterion", f"{args.method}_loss", *method_options, *training_options(args),
-            "--data-buffer-size", 0]  # see train_diffuser.py: no prefetch thread alive at a quick exit
+    recipe = RECIPES[args.method].with_options({"--num-diffusion-timesteps": args.diffusion_steps, **method_options})
+    return training_command(recipe, args)
 
 
 def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
@@ -91,12 +91,8 @@ def main(argv=None) -> int:
         references = read_lines(args.reference, allow_empty_lines=False)
         run_fairseq("fairseq-train", train_command(args))
         output = args.save_dir / "generate-test.txt"
-        run_fairseq("fairseq-generate", generate_command(args, args.save_dir / "checkpoint_best.pt"),
-                    stdout_path=output)
-        hypotheses = read_hypotheses(output, prefix="D")
-        if len(hypotheses) != len(references):
-            raise InputError(f"{output} has {len(hypotheses)} hypotheses, {args.reference} has {len(references)} "
-                             "references")
+        hypotheses = generate_hypotheses(generate_command(args, args.save_dir / "checkpoint_best.pt"), output,
+                                         args.reference, references)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -107,10 +103,8 @@ def main(argv=None) -> int:
     if args.method == "diffuseq":
         results.update(diffusion_steps=args.diffusion_steps, sequence_length=args.sequence_length,
                        mbr_samples=args.mbr_samples, clamping=args.clamping)
-    with atomic_write(args.save_dir / "results.json") as out:
-        json.dump(results, out, indent=2)
-    print(f"{args.method} ({args.model_size}, {args.decode_steps} steps) test BLEU = {results['bleu']:.2f}")
-    print(f"sacreBLEU signature: {results['signature']}")
+    write_scores(args.save_dir / "results.json", results,
+                 f"{args.method} ({args.model_size}, {args.decode_steps} steps)")
     return 0
 
 

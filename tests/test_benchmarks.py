@@ -15,7 +15,7 @@ def test_compare_systems_trains_decodes_sweeps_and_writes_its_tables(small_corpu
     out = tmp_path / "results" / "compare"
     command = [sys.executable, REPO_ROOT / "benchmarks" / "compare_systems.py", "--data", small_corpus / "bin",
                "--reference", small_corpus / "text" / "test.de", "--spm-model", small_corpus / "text" / "spm.model",
-               "--systems", "transformer", "diffuser", "--size", "tiny", "--minutes", "0.05", "--max-tokens", "2000",
+               "--systems", "transformer", "diffuser", "--size", "tiny", "--minutes", "0.5", "--max-tokens", "2000",
                "--sweep-steps", "1", "2", "--num-workers", "0", "--work-dir", tmp_path / "work", "--out", out]
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -1,0 +1,119 @@
+"""The recipes (data_scripts/recipes.py): fairseq accepts each, and every script trains a system with its recipe."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pytest
+from corpus_helpers import REPO_ROOT
+from fairseq import options, utils
+
+from benchmarks import compare_systems, train_throughput
+from data_scripts import ar_baseline, train_diffuser, train_diffusion_baseline
+from data_scripts.recipes import DIFFUSER, RECIPES, SIZES, SYSTEMS, TRANSFORMER, run_arguments
+
+utils.import_user_module(argparse.Namespace(user_dir=str(REPO_ROOT / "fairseq_plugins")))
+DATA = Path("DATA")
+BUDGET = ["--data", str(DATA), "--minutes", "0.5", "--max-update", "7", "--seed", "3", "--num-workers", "0",
+          "--save-dir", "SAVE"]
+
+
+def parsed(arguments: list[str]) -> dict:
+    """The fairseq-train config of a command line (the arch's defaults applied), as a dict."""
+    return vars(options.parse_args_and_arch(options.get_training_parser(), list(map(str, arguments))))
+
+
+def recipe_fields(system: str, size: str) -> dict:
+    """The config fields that the system's recipe sets, with the recipe's values."""
+    arguments = RECIPES[system].train_arguments(DATA, size)
+    config = parsed(arguments)
+    dests = [item[2:].replace("-", "_") for item in arguments if item.startswith("--") and item != "--user-dir"]
+    return {dest: config[dest] for dest in dests}
+
+
+def assert_trains_recipe(command: list[str], system: str, size: str, **changed) -> None:
+    """The command's config has every field the recipe sets, with the recipe's value or the one in ``changed``."""
+    config = parsed(command)
+    expected = {**recipe_fields(system, size), **changed}
+    assert {dest: config[dest] for dest in expected} == expected
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_fairseq_accepts_every_recipe_with_its_task_arch_and_criterion(system, size):
+    recipe = RECIPES[system]
+    config = parsed(recipe.train_arguments(DATA, size))
+    assert (config["task"], config["arch"], config["criterion"]) == (
+        recipe.task, recipe.arch.format(size=size), recipe.criterion)
+    assert (config["optimizer"], config["lr"], config["warmup_updates"], config["max_tokens"]) == (
+        "adam", [recipe.lr], recipe.warmup_updates, recipe.max_tokens)
+
+
+def test_an_unknown_size_class_is_refused():
+    with pytest.raises(ValueError, match="size class 'huge'"):
+        DIFFUSER.arguments("huge")
+
+
+def test_with_options_replaces_in_place_appends_new_and_removes_none():
+    variant = TRANSFORMER.with_options({"--label-smoothing": 0.2, "--share-all-embeddings": None,
+                                        "--encoder-layers": 2, "--no-scale-embedding": True})
+    arguments = variant.arguments("tiny")
+    own = arguments[arguments.index("--criterion") + 2:arguments.index("--optimizer")]
+    assert own == ["--label-smoothing", "0.2", "--encoder-layers", "2", "--no-scale-embedding"]
+    assert TRANSFORMER.options == {"--share-all-embeddings": True, "--label-smoothing": 0.1}
+
+
+def test_a_variant_recipe_changes_only_what_it_says():
+    variant = dataclasses.replace(DIFFUSER.with_options({"--dropout": 0.3}), lr=5e-4)
+    base, changed = parsed(DIFFUSER.train_arguments(DATA, "tiny")), parsed(variant.train_arguments(DATA, "tiny"))
+    assert {key for key in base if base[key] != changed[key]} == {"lr", "dropout"}
+
+
+def test_run_arguments_hold_the_budget_and_no_recipe_field():
+    config = parsed([*DIFFUSER.train_arguments(DATA, "tiny"), *run_arguments(Path("SAVE"), 6.0, 3, 0, 9)])
+    assert (config["stop_time_hours"], config["max_update"], config["seed"], config["save_dir"]) == (0.1, 9, 3, "SAVE")
+    recipe_options = {item for item in DIFFUSER.arguments("tiny") if item.startswith("--")}
+    assert not recipe_options & set(run_arguments(Path("SAVE"), 6.0, 3, 0, 9))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("script, system, extra", [
+    (ar_baseline, "transformer", []),
+    (train_diffuser, "diffuser", []),
+    (train_diffusion_baseline, "d3pm", ["--method", "d3pm"]),
+    (train_diffusion_baseline, "diffuseq", ["--method", "diffuseq"]),
+])
+def test_each_data_script_trains_its_systems_recipe(script, system, extra, size):
+    args = script.parse_args([*BUDGET, "--model-size", size, *extra])
+    command = script.train_command(args)
+    assert_trains_recipe(command, system, size)
+    config = parsed(command)
+    assert (config["stop_time_hours"], config["max_update"], config["save_dir"]) == (0.5 / 60, 7, "SAVE")
+
+
+def test_the_training_options_of_a_data_script_override_its_recipe():
+    args = ar_baseline.parse_args([*BUDGET, "--lr", "5e-4", "--warmup-updates", "10", "--max-tokens", "999"])
+    config = parsed(ar_baseline.train_command(args))
+    assert (config["lr"], config["warmup_updates"], config["max_tokens"]) == ([5e-4], 10, 999)
+    assert config["criterion"] == TRANSFORMER.criterion
+
+
+def test_the_diffusion_baseline_options_replace_the_recipes_values():
+    d3pm = parsed(train_diffusion_baseline.train_command(train_diffusion_baseline.parse_args(
+        [*BUDGET, "--method", "d3pm", "--transition", "uniform", "--diffusion-steps", "50"])))
+    diffuseq = parsed(train_diffusion_baseline.train_command(train_diffusion_baseline.parse_args(
+        [*BUDGET, "--method", "diffuseq", "--sequence-length", "32", "--diffusion-steps", "60"])))
+    assert (d3pm["transition"], d3pm["num_diffusion_timesteps"]) == ("uniform", 50)
+    assert (diffuseq["sequence_length"], diffuseq["num_diffusion_timesteps"]) == (32, 60)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_benchmarks_train_each_systems_recipe_at_their_batch_size(system, size, tmp_path):
+    compare = compare_systems.parse_args(["--data", str(DATA), "--size", size, "--max-tokens", "2000",
+                                          "--work-dir", str(tmp_path)])
+    throughput = train_throughput.parse_args(["--data", str(DATA), "--size", size, "--max-tokens", "2000"])
+    for command in (compare_systems.train_command(system, compare),
+                    train_throughput.train_command(system, throughput, tmp_path)):
+        assert_trains_recipe(command, system, size, max_tokens=2000)
