@@ -77,6 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="results folder")
     parser.add_argument("--name", default="diffuser", help="names the results files")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--keep-bias", type=float, default=0.0, help="the diffuser task's --keep-bias")
     parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
     parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
     parser.add_argument("--seed", type=int, default=1)
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
             args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
             "--init-mode", "file", "--init-file", draft_file, "--init-spm-model", args.spm_model,
             "--decode-steps", args.decode_steps, "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model,
-            "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b,
+            "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
             "--batch-size", args.batch_size, "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed,
         ], stdout_path=generate_output)
         outputs = read_hypotheses(generate_output, prefix="D")

@@ -53,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="results folder")
     parser.add_argument("--name", default="diffuser", help="names the results files")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--keep-bias", type=float, default=0.0, help="the diffuser task's --keep-bias")
     parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
     parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
     parser.add_argument("--seed", type=int, default=1)
@@ -66,7 +67,7 @@ def decode(args: argparse.Namespace, name: str, *options) -> Path:
         args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
         "--decode-steps", args.decode_steps, "--print-edit-history", "--bpe", "sentencepiece",
         "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
-        "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b,
+        "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
         "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed, *options,
     ], stdout_path=output)
     return output
@@ -130,7 +131,8 @@ def main(argv=None) -> int:
         postedit_options = ["--data", args.data, "--path", args.path, "--reference", args.reference,
                             "--train-targets", args.train_targets, "--spm-model", args.spm_model,
                             "--out-dir", args.out_dir, "--name", args.name, "--seed", args.seed,
-                            "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b]
+                            "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b,
+                            "--keep-bias", args.keep_bias]
         if postedit_check.main(list(map(str, postedit_options))) != 0:
             return 1
         postedit = json.loads((args.out_dir / f"postedit_check.{args.name}.json").read_text())

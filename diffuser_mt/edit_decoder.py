@@ -36,6 +36,7 @@ confidence that the text needs no further edit.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -52,7 +53,8 @@ from diffuser_mt.span_filling import FillCandidate, FillRequest, TokenSearch, fi
 class DecodeConfig:
     """steps: reverse steps N; token_beam b; revision_beam r (2D beam when > 1); nucleus_p (0 = off);
     max_length: most tokens any x_t may hold; stop_when_unchanged: stop a sentence once a step changes nothing
-    (same output, see the module docstring)."""
+    (same output, see the module docstring); keep_bias: log-probability added to KEEP before the tags are
+    chosen (> 0: a token is edited only where the tagger is that much surer of an edit)."""
 
     steps: int = 12
     token_beam: int = 1
@@ -60,6 +62,7 @@ class DecodeConfig:
     nucleus_p: float = 0.0
     max_length: int = 256
     stop_when_unchanged: bool = True
+    keep_bias: float = 0.0
 
     def __post_init__(self):
         if self.steps < 0:
@@ -68,6 +71,8 @@ class DecodeConfig:
             raise ValueError(f"revision beam must be >= 1, got {self.revision_beam}")
         if self.max_length < 1:
             raise ValueError(f"max length must be >= 1, got {self.max_length}")
+        if not math.isfinite(self.keep_bias):
+            raise ValueError(f"keep bias must be a finite number, got {self.keep_bias}")
         self.token_search  # validates beam and nucleus
 
     @property
@@ -109,13 +114,15 @@ class Hypothesis:
 FREE = -1  # the lock of a token that may be edited
 
 
-def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int] | None = None) -> list[int]:
+def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int] | None = None,
+                keep_bias: float = 0.0) -> list[int]:
     """Most likely tag per canvas position, under the decoder's constraints (see module docstring).
 
-    tag_log_probs: (L+1, NUM_TAGS); locks: L lock ids or None. Returns L+1 tags with at most
-    ``max_spans`` spans.
+    tag_log_probs: (L+1, NUM_TAGS); locks: L lock ids or None; keep_bias is added to every KEEP
+    log-probability first. Returns L+1 tags with at most ``max_spans`` spans.
     """
     log_probs = tag_log_probs.float().clone()
+    log_probs[:, Tag.KEEP] += keep_bias
     log_probs[0, [Tag.DELETE, Tag.REPLACE]] = float("-inf")
     if log_probs.shape[0] == 1:
         log_probs[0, Tag.KEEP] = float("-inf")
@@ -170,7 +177,7 @@ def _step(model, beams, running, vocab, config, rngs, limits):
     """One reverse step of every running row: r*b candidates per row, best r kept."""
     parents = [(row, hypothesis) for row in sorted(running) for hypothesis in beams[row]]
     tag_log_probs = model.tag_log_probs([row for row, _ in parents], [h.tokens for _, h in parents])
-    tag_choices = [choose_tags(log_probs, vocab.max_spans, hypothesis.locks)
+    tag_choices = [choose_tags(log_probs, vocab.max_spans, hypothesis.locks, config.keep_bias)
                    for log_probs, (_, hypothesis) in zip(tag_log_probs, parents)]
     fill_parents, requests = [], []
     for index, ((row, hypothesis), tags) in enumerate(zip(parents, tag_choices)):

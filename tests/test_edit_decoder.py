@@ -262,8 +262,22 @@ def test_choose_tags_respects_the_start_slot_empty_canvas_and_span_limit(tags, e
     assert choose_tags(log_probs, max_spans=2) == expected
 
 
+@pytest.mark.parametrize("bias, expected", [(0.0, [Tag.KEEP, Tag.REPLACE, Tag.DELETE, Tag.KEEP]),
+                                            (0.7, [Tag.KEEP, Tag.KEEP, Tag.DELETE, Tag.KEEP]),
+                                            (3.0, [Tag.KEEP, Tag.KEEP, Tag.KEEP, Tag.KEEP])])
+def test_keep_bias_edits_only_the_confident_positions(bias, expected):
+    log_probs = torch.tensor([[0.9, 0.0, 0.0, 0.1], [0.3, 0.1, 0.6, 0.0], [0.05, 0.9, 0.05, 0.0],
+                              [0.9, 0.05, 0.05, 0.0]], dtype=torch.float64).clamp(min=1e-6).log()
+    assert choose_tags(log_probs, max_spans=4, keep_bias=bias) == expected
+
+
+def test_keep_bias_never_keeps_the_start_slot_of_an_empty_canvas():
+    assert choose_tags(tag_table([Tag.KEEP]), max_spans=2, keep_bias=10.0) == [Tag.INSERT]
+
+
 @pytest.mark.parametrize("kwargs", [dict(steps=-1), dict(revision_beam=0), dict(token_beam=0),
-                                    dict(nucleus_p=1.5), dict(nucleus_p=0.5, token_beam=2), dict(max_length=0)])
+                                    dict(nucleus_p=1.5), dict(nucleus_p=0.5, token_beam=2), dict(max_length=0),
+                                    dict(keep_bias=float("inf"))])
 def test_invalid_decode_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
         DecodeConfig(**kwargs)

@@ -103,6 +103,11 @@ class DiffuserConfig(LanguagePairConfig):
         default=1, metadata={"help": "decoding: revision beam r; r > 1 is 2D beam search (paper: b=5, r=3)"})
     nucleus_p: float = field(
         default=0.0, metadata={"help": "decoding: sample fill tokens from the top-p nucleus (paper: 0.6); 0 = off"})
+    keep_bias: float = field(
+        default=0.0,
+        metadata={"help": "decoding: log-probability added to the tagger's KEEP before the tags are chosen; > 0 "
+                          "edits a token only where the tagger is that much surer of an edit (a tagger trained with "
+                          "roll-in on a weak generator over-edits)"})
     force_decode_steps: bool = field(
         default=False,
         metadata={"help": "decoding: run all --decode-steps for every sentence; by default a sentence stops once a "
@@ -120,7 +125,7 @@ class DiffuserTask(LanguagePairTask):
 
     cfg: DiffuserConfig
     DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p",
-                        "force_decode_steps", "print_edit_history")
+                        "force_decode_steps", "keep_bias", "print_edit_history")
 
     def __init__(self, cfg: DiffuserConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -197,7 +202,8 @@ def decode_config(options: dict, max_length: int) -> DecodeConfig:
     return core_config(lambda: DecodeConfig(steps=options["decode_steps"], token_beam=options["token_beam"],
                                             revision_beam=options["revision_beam"], nucleus_p=options["nucleus_p"],
                                             max_length=max_length,
-                                            stop_when_unchanged=not options["force_decode_steps"]),
+                                            stop_when_unchanged=not options["force_decode_steps"],
+                                            keep_bias=options["keep_bias"]),
                        "diffuser decoding option")
 
 
