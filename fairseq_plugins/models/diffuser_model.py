@@ -80,20 +80,22 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
         generator_args = copy.deepcopy(args)
         # Z holds the canvas (<= target + sentinels) and the fill section (<= target + sentinels + eos)
         generator_args.max_target_positions = 2 * (args.max_target_positions + task.cfg.max_spans) + 2
-        generator = TransformerModel.build_model(generator_args, task)
+        tagger_args = copy.deepcopy(args)
+        tagger_args.decoder_layers = args.tagger_layers
+        if args.share_encoder:
+            generator = TransformerModel.build_model(generator_args, task)
+            decoder = TransformerModel.build_decoder(tagger_args, task.target_dictionary,
+                                                     generator.encoder.embed_tokens)
+            tagger = TransformerModel(tagger_args, generator.encoder, decoder)
+            tagger.decoder.output_projection = nn.Linear(args.decoder_embed_dim, NUM_TAGS)
+        else:  # tagger first, as before the shared layout existed: a seed gives the same initial weights
+            tagger = TransformerModel.build_model(tagger_args, task)
+            tagger.decoder.output_projection = nn.Linear(args.decoder_embed_dim, NUM_TAGS)
+            generator = TransformerModel.build_model(generator_args, task)
         if args.init_generator_from:
             init_from_transformer(generator, args.init_generator_from, len(task.target_dictionary) - task.cfg.max_spans)
             # a checkpoint of this model holds the weights: loading it must not read the AR checkpoint again
             args.generator_initialised_from, args.init_generator_from = args.init_generator_from, None
-        tagger_args = copy.deepcopy(args)
-        tagger_args.decoder_layers = args.tagger_layers
-        if args.share_encoder:
-            decoder = TransformerModel.build_decoder(tagger_args, task.target_dictionary,
-                                                     generator.encoder.embed_tokens)
-            tagger = TransformerModel(tagger_args, generator.encoder, decoder)
-        else:
-            tagger = TransformerModel.build_model(tagger_args, task)
-        tagger.decoder.output_projection = nn.Linear(args.decoder_embed_dim, NUM_TAGS)
         return cls(args, tagger, generator)
 
     def forward(self, src_tokens, src_lengths, tagger_tokens, generator_tokens, **unused):
