@@ -65,15 +65,18 @@ def shares(references: list[str], drafts: list[str], outputs: list[str], kinds: 
     return result
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+SHARED_OPTIONS = ("data", "path", "reference", "train_targets", "spm_model", "out_dir", "name", "batch_size",
+                  "keep_bias", "max_len_a", "max_len_b", "seed")
+
+
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options this check shares with benchmarks/refinement.py (SHARED_OPTIONS), which passes them on."""
     parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
     parser.add_argument("--path", type=Path, required=True, help="DiffusER checkpoint")
     parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"), help="raw test references")
     parser.add_argument("--train-targets", type=Path, default=Path("data/ding/train.de"),
-                        help="raw training targets: the words substitutions draw from")
+                        help="raw training targets: the words the post-editing check's substitutions draw from")
     parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"), help="sentencepiece model")
-    parser.add_argument("--decode-steps", type=int, default=2, help="edit steps from the draft")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="results folder")
     parser.add_argument("--name", default="diffuser", help="names the results files")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -81,6 +84,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
     parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
     parser.add_argument("--seed", type=int, default=1)
+
+
+def shared_options(args: argparse.Namespace) -> list[str]:
+    """The SHARED_OPTIONS of ``args`` as command-line arguments."""
+    return [item for name in SHARED_OPTIONS
+            for item in (f"--{name.replace('_', '-')}", str(getattr(args, name)))]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shared_arguments(parser)
+    parser.add_argument("--decode-steps", type=int, default=2, help="edit steps from the draft")
     return parser.parse_args(argv)
 
 

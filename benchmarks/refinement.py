@@ -41,22 +41,10 @@ SWEEP_STEPS = (1, 2, 4, 8, 12)
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("data-bin/ding.en-de"), help="binarized data dir")
-    parser.add_argument("--path", type=Path, required=True, help="DiffusER checkpoint")
+    postedit_check.add_shared_arguments(parser)
     parser.add_argument("--ar-hypotheses", type=Path, required=True,
                         help="the AR system's test hypotheses, one per line (ar_baseline.py's hypotheses.test.de)")
-    parser.add_argument("--reference", type=Path, default=Path("data/ding/test.de"), help="raw test references")
-    parser.add_argument("--train-targets", type=Path, default=Path("data/ding/train.de"),
-                        help="raw training targets (words for the post-editing check's substitutions)")
-    parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"), help="sentencepiece model")
     parser.add_argument("--decode-steps", type=int, default=12, help="steps of the sweep and the bootstrap")
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="results folder")
-    parser.add_argument("--name", default="diffuser", help="names the results files")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--keep-bias", type=float, default=0.0, help="the diffuser task's --keep-bias")
-    parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
-    parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
-    parser.add_argument("--seed", type=int, default=1)
     return parser.parse_args(argv)
 
 
@@ -128,12 +116,7 @@ def main(argv=None) -> int:
             "own AR pass (--init-mode ar)": bootstrap_row(decode(args, "ar", "--init-mode", "ar"), ar, references,
                                                           args.seed),
         }
-        postedit_options = ["--data", args.data, "--path", args.path, "--reference", args.reference,
-                            "--train-targets", args.train_targets, "--spm-model", args.spm_model,
-                            "--out-dir", args.out_dir, "--name", args.name, "--seed", args.seed,
-                            "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b,
-                            "--keep-bias", args.keep_bias]
-        if postedit_check.main(list(map(str, postedit_options))) != 0:
+        if postedit_check.main(postedit_check.shared_options(args)) != 0:
             return 1
         postedit = json.loads((args.out_dir / f"postedit_check.{args.name}.json").read_text())
     except InputError as err:
