@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the
 
 import fairseq_plugins  # noqa: E402,F401  (the checkpoint allow-list)
 from diffuser_mt.textio import InputError  # noqa: E402
+from fairseq_plugins.checkpoint_safety import DamagedCheckpoint, verify_checkpoint_file  # noqa: E402
 
 UPDATE_PATTERN = r"checkpoint_\d+_(\d+)\.pt"
 EPOCH_PATTERN = r"checkpoint(\d+)\.pt"
@@ -78,7 +79,12 @@ def input_checkpoints(args: argparse.Namespace) -> list[Path]:
 
 
 def load(path: Path) -> dict:
-    """A fairseq checkpoint, loaded weights-only; InputError naming the file when it is not one."""
+    """A fairseq checkpoint, verified (zip CRCs) and loaded weights-only; InputError naming the file when it is not
+    one."""
+    try:
+        verify_checkpoint_file(path)
+    except DamagedCheckpoint as err:
+        raise InputError(f"{path}: {err}") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated files, foreign pickles and non-checkpoints all mean "not usable"

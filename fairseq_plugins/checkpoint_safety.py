@@ -16,6 +16,9 @@ import functools
 import os
 import pickle
 import re
+import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,59 +47,148 @@ def allow_fairseq_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(list(FAIRSEQ_CHECKPOINT_GLOBALS))
 
 
+class DamagedCheckpoint(Exception):
+    """A checkpoint file that fails verification; the message says what is wrong with it."""
+
+
+# torch's legacy (pre-zip) format starts with its pickled magic number: protocol 2, a 10-byte long
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+ZIP_LOCAL_HEADER = b"PK\x03\x04"
+
+
+def verify_checkpoint_file(path: str | os.PathLike) -> None:
+    """Check that ``path`` is a complete torch checkpoint before anything unpickles it.
+
+    torch writes a zip archive with a CRC-32 per member: the archive must have its central directory (a
+    truncated file loses it) and every member must match its CRC (a damaged byte changes it). Files in torch's
+    legacy format carry no checksums and are passed on to torch. Raises DamagedCheckpoint saying what failed.
+    """
+    if not os.path.isfile(path):
+        raise DamagedCheckpoint("no such file")
+    with open(path, "rb") as file:
+        head = file.read(len(LEGACY_MAGIC))
+    if not head:
+        raise DamagedCheckpoint("truncated or corrupted: the file is empty")
+    if head == LEGACY_MAGIC:
+        return
+    if not head.startswith(ZIP_LOCAL_HEADER):
+        raise DamagedCheckpoint("truncated or corrupted: not a torch checkpoint (neither a zip archive nor torch's "
+                                "legacy format)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged, names = archive.testzip(), archive.namelist()
+    except zipfile.BadZipFile as err:
+        raise DamagedCheckpoint(f"truncated or corrupted: the zip archive cannot be read ({err})") from None
+    except (OSError, EOFError, ValueError, zlib.error, NotImplementedError) as err:
+        raise DamagedCheckpoint(f"truncated or corrupted: reading the zip archive fails "
+                                f"({type(err).__name__}: {err})") from None
+    if damaged is not None:
+        raise DamagedCheckpoint(f"truncated or corrupted: member {damaged} fails its CRC check")
+    if not any(name.rpartition("/")[2] == "data.pkl" for name in names):
+        raise DamagedCheckpoint("not a torch checkpoint: a zip archive without data.pkl")
+
+
+def is_legacy_format(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts like a checkpoint in torch's legacy (pre-zip, unchecksummed) format."""
+    with open(path, "rb") as file:
+        return file.read(len(LEGACY_MAGIC)) == LEGACY_MAGIC
+
+
+def newest_intact_checkpoint(damaged: str | os.PathLike) -> Path | None:
+    """The most recently written ``checkpoint*.pt`` beside ``damaged`` that passes verification, if any."""
+    damaged = Path(damaged)
+    others = [path for path in damaged.parent.glob("checkpoint*.pt") if path.resolve() != damaged.resolve()]
+    for path in sorted(others, key=lambda path: path.stat().st_mtime, reverse=True):
+        try:
+            verify_checkpoint_file(path)
+        except DamagedCheckpoint:
+            continue
+        return path
+    return None
+
+
 def guard_checkpoint_loading() -> None:
     """Make fairseq's checkpoint loading fail with one clear line instead of a traceback (idempotent).
 
-    Wraps ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` (used when fairseq-train resumes and when
-    fairseq-generate loads ``--path``) and ``load_model_ensemble_and_task`` (which checks that the file exists
-    first), so that a missing, truncated or corrupted checkpoint, or one holding a pickled object outside the
-    allow-list, stops the program with ``error: checkpoint PATH: ...``. The loading itself is fairseq's.
+    Wraps ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` (fairseq-generate's ``--path``, the warm start) and
+    ``load_model_ensemble_and_task``, and ``Trainer.load_checkpoint`` (fairseq-train resuming): each file is verified
+    (verify_checkpoint_file) before torch reads it, and a file that fails, or holds a pickled object outside the
+    allow-list, stops the program with ``error: checkpoint PATH: ...``, naming the newest intact checkpoint beside
+    it. The loading itself is fairseq's.
     """
-    from fairseq import checkpoint_utils
+    from fairseq import checkpoint_utils, trainer
 
     for name in ("load_checkpoint_to_cpu", "load_model_ensemble_and_task"):
         function = getattr(checkpoint_utils, name)
         if not getattr(function, "guarded", False):
             setattr(checkpoint_utils, name, _with_clear_errors(function))
+    if not getattr(trainer.Trainer.load_checkpoint, "guarded", False):
+        trainer.Trainer.load_checkpoint = _resume_with_clear_errors(trainer.Trainer.load_checkpoint)
+
+
+def _refusal(path, reason: str, resuming: bool) -> SystemExit:
+    newest = newest_intact_checkpoint(path) if os.path.isfile(path) else None
+    if newest is not None:
+        flag = "--restore-file" if resuming else "--path"
+        advice = f"; the newest intact checkpoint beside it is {newest} ({flag} {newest})"
+    else:
+        advice = "; remove it to train from scratch" if resuming else ""
+    return SystemExit(f"error: checkpoint {path}: {reason}{advice}")
+
+
+def _verified(path, resuming: bool) -> None:
+    try:
+        verify_checkpoint_file(path)
+    except DamagedCheckpoint as err:
+        raise _refusal(path, str(err), resuming) from None
+
+
+def _explained_failure(path: str, err: Exception, legacy: bool) -> SystemExit | None:
+    """The one-line exit for an error torch or fairseq raised while loading a verified file; None if unforeseen."""
+    refused = re.search(r"[Uu]nsupported (?:global|GLOBAL):? (?:GLOBAL )?([\w.]+)", str(err))
+    if isinstance(err, pickle.UnpicklingError) and refused:
+        return SystemExit(f"error: checkpoint {path}: refused: it holds a pickled {refused.group(1)}, which fairseq "
+                          "checkpoints do not contain (weights-only loading; see checkpoint_safety.py)")
+    misfit = re.search(r"size mismatch for ([\w.]+): copying a param with shape (.*) from checkpoint, "
+                       r"the shape in current model is (.*)\.", str(err))
+    if isinstance(err, RuntimeError) and misfit:  # a model without StateDictFitCheck (fairseq's own)
+        name, theirs, ours = misfit.groups()
+        return SystemExit(f"error: checkpoint {path} does not fit the model: {name} is {theirs} in the checkpoint "
+                          f"and {ours} here; are the dictionary and options those it was trained with?")
+    if legacy:  # no checksums to verify beforehand: any failure to unpickle is damage
+        return SystemExit(f"error: checkpoint {path}: truncated or corrupted: torch's legacy format cannot be read "
+                          f"({type(err).__name__}: {str(err)[:120]})")
+    return None
 
 
 def _with_clear_errors(load):
     @functools.wraps(load)
     def guarded(paths, *args, **kwargs):
-        path = paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths))
+        listed = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        for path in listed:
+            _verified(path, resuming=False)
+        path = ", ".join(map(str, listed))
         try:
             return load(paths, *args, **kwargs)
-        except OSError as err:  # fairseq: "Model file not found: PATH"; open(): FileNotFoundError
-            if not (isinstance(err, FileNotFoundError) or "Model file not found" in str(err)):
+        except Exception as err:
+            explained = _explained_failure(path, err, legacy=any(map(is_legacy_format, listed)))
+            if explained is None:
                 raise
-            raise SystemExit(f"error: checkpoint {path}: no such file") from None
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-            message = str(err)
-            misfit = re.search(r"size mismatch for ([\w.]+): copying a param with shape (.*) from checkpoint, "
-                               r"the shape in current model is (.*)\.", message)
-            if misfit:  # a model without StateDictFitCheck (fairseq's own) built from another dictionary
-                name, theirs, ours = misfit.groups()
-                raise SystemExit(f"error: checkpoint {path} does not fit the model: {name} is {theirs} in the "
-                                 f"checkpoint and {ours} here; are the dictionary and options those it was trained "
-                                 "with?") from None
-            if not any(sign in message for sign in LOAD_FAILURES):
-                raise
-            if "Unsupported global" in message or "unsupported GLOBAL" in message:
-                found = re.search(r"[Uu]nsupported (?:global|GLOBAL):? (?:GLOBAL )?([\w.]+)", message)
-                refused = found.group(1) if found else "an object"
-                raise SystemExit(f"error: checkpoint {path}: refused: it holds a pickled {refused}, which "
-                                 "fairseq checkpoints do not contain (weights-only loading; see checkpoint_safety.py)"
-                                 ) from None
-            raise SystemExit(f"error: checkpoint {path}: truncated or corrupted, it cannot be read "
-                             f"({message.splitlines()[0][:120]}); use another checkpoint") from None
+            raise explained from None
 
     guarded.guarded = True
     return guarded
 
 
-# what torch.load says about a file it cannot read or refuses to unpickle
-LOAD_FAILURES = ("PytorchStreamReader", "Weights only load failed", "invalid load key", "Ran out of input",
-                 "unsupported GLOBAL", "Unsupported global", "failed finding central directory", "EOF")
+def _resume_with_clear_errors(load_checkpoint):
+    @functools.wraps(load_checkpoint)
+    def guarded(self, filename, *args, **kwargs):
+        if os.path.isfile(filename):  # without a file fairseq trains from scratch
+            _verified(filename, resuming=True)
+        return load_checkpoint(self, filename, *args, **kwargs)
+
+    guarded.guarded = True
+    return guarded
 
 
 class StateDictFitCheck:

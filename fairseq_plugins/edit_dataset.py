@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from fairseq.data import BaseWrapperDataset, FairseqDataset, data_utils
+from fairseq.data import FairseqDataset, data_utils
 
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary
 from diffuser_mt.edits import TAG_PAD
 from diffuser_mt.training_examples import DiffuserExample, make_postedit_example, make_training_example
+from fairseq_plugins.complete_batching import CompletelyBatched
 
 POSTEDIT_STREAM, ROLLIN_STREAM = 1, 2  # seed-sequence suffixes of the two per-example coin flips
 
 
-class EditCorruptionDataset(BaseWrapperDataset):
+class EditCorruptionDataset(CompletelyBatched):
     """Adds tagger and generator inputs/targets to each LanguagePairDataset sample."""
 
     def __init__(self, dataset, config: CorruptionConfig, noise_vocab: NoiseVocabulary, ids: SpecialIds,
@@ -100,7 +101,7 @@ class EditCorruptionDataset(BaseWrapperDataset):
         order = np.random.permutation(len(self))
         return order[np.argsort(self.epoch_sizes()[order], kind="mergesort")]
 
-    def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
+    def batches(self, indices, max_tokens, max_sentences, required_batch_size_multiple):
         # FairseqDataset's, which reads this dataset's num_tokens_vec (the wrapper's would read the inner one's)
         return FairseqDataset.batch_by_size(self, indices, max_tokens, max_sentences, required_batch_size_multiple)
 

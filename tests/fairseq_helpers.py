@@ -14,6 +14,19 @@ USER_DIR = str(REPO_ROOT / "fairseq_plugins")
 DIFFUSER_TINY = ["--user-dir", USER_DIR, "--task", "diffuser", "--arch", "diffuser_tiny",
                  "--criterion", "diffuser_loss", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "2000",
                  "--cpu", "--no-progress-bar", "--num-workers", "0", "--seed", "7"]
+D3PM_TINY = ["--user-dir", USER_DIR, "--task", "d3pm", "--arch", "d3pm_tiny", "--criterion", "d3pm_loss",
+             "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "2000", "--cpu", "--no-progress-bar",
+             "--num-workers", "0", "--seed", "7", "--num-diffusion-timesteps", "50"]
+DIFFUSEQ_TIMESTEPS = 40
+DIFFUSEQ_TINY = ["--user-dir", USER_DIR, "--task", "diffuseq", "--arch", "diffuseq_tiny", "--criterion",
+                 "diffuseq_loss", "--optimizer", "adam", "--lr", "3e-3", "--batch-size", "16", "--cpu",
+                 "--no-progress-bar", "--num-workers", "0", "--seed", "7", "--num-diffusion-timesteps",
+                 str(DIFFUSEQ_TIMESTEPS), "--sequence-length", "64", "--word-embed-dim", "16",
+                 "--skip-invalid-size-inputs-valid-test"]
+TRANSFORMER_TINY = ["--user-dir", USER_DIR, "--task", "translation", "--arch", "transformer_cpu_tiny",
+                    "--share-all-embeddings", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing",
+                    "0.1", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "2000", "--cpu",
+                    "--no-progress-bar", "--num-workers", "0", "--seed", "7"]
 
 
 def fairseq(program: str, *args, check: bool = True, cwd=None) -> subprocess.CompletedProcess:

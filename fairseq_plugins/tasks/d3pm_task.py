@@ -16,6 +16,7 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
 from diffuser_mt.d3pm_sampling import DECODING_MODES, DecodeConfig
+from fairseq_plugins.complete_batching import CompletelyBatched
 from fairseq_plugins.d3pm_generator import D3PMGenerator
 from fairseq_plugins.tasks.language_pair_task import (LanguagePairConfig, LanguagePairTask, check_decode_steps,
                                                       core_config, strided_decode_steps)
@@ -48,6 +49,10 @@ class D3PMTask(LanguagePairTask):
             dictionary.add_symbol(MASK_SYMBOL)
         self.mask_idx = tgt_dict.index(MASK_SYMBOL)
         decode_config(self.decoding_options(None))  # validate the decoding options before any work
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+        self.datasets[split] = CompletelyBatched(self.datasets[split])
 
     def x0_support(self) -> torch.Tensor:
         """(K,) bool: the target symbols a clean token may be; not bos, pad, eos, <mask> or fairseq's padding

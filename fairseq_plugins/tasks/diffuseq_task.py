@@ -11,11 +11,12 @@ checkpoint's model, the decoding options below from the task.
 from dataclasses import dataclass, field
 
 import numpy as np
-from fairseq.data import BaseWrapperDataset, FairseqDataset
+from fairseq.data import FairseqDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
 from diffuser_mt.diffuseq_diffusion import VARIANCES, DecodeConfig
+from fairseq_plugins.complete_batching import CompletelyBatched
 from fairseq_plugins.diffuseq_generator import DiffuSeqGenerator
 from fairseq_plugins.tasks.language_pair_task import (LanguagePairConfig, LanguagePairTask, check_decode_steps,
                                                       core_config, strided_decode_steps)
@@ -78,7 +79,7 @@ class DiffuSeqTask(LanguagePairTask):
         return DiffuSeqGenerator(self.tgt_dict, config, seed=self.cfg.seed)
 
 
-class JointRowDataset(BaseWrapperDataset):
+class JointRowDataset(CompletelyBatched):
     """A language-pair dataset whose every example costs one joint row of ``row_length`` positions, so that
     ``--max-tokens`` bounds rows x L, the size of the tensors the model sees (the pair's own lengths would let
     a batch of short sentences hold many times more positions)."""
@@ -93,7 +94,7 @@ class JointRowDataset(BaseWrapperDataset):
     def num_tokens_vec(self, indices):
         return np.full(len(indices), self.row_length, dtype=np.int64)
 
-    def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
+    def batches(self, indices, max_tokens, max_sentences, required_batch_size_multiple):
         """fairseq's batching over these row sizes (BaseWrapperDataset would batch by the wrapped pair sizes)."""
         return FairseqDataset.batch_by_size(self, indices, max_tokens, max_sentences, required_batch_size_multiple)
 
