@@ -9,8 +9,8 @@ From t to the next grid time s (s < t; a jump of several steps uses Q_{s+1} ... 
   still drawn, what they change to is not. The last step (s = 0) sets every position to x̂_0.
 
 Randomness is per sentence: each sentence draws from its own generator (``sentence_generator``: seeded
-by the run's seed and the sentence id) exactly one uniform per token and step, so its output does not
-depend on the batch it is decoded in.
+by the run's seed and the sentence's source ids) exactly one uniform per token and step, so its output does
+not depend on the batch it is decoded in, nor on its position in the file.
 """
 from __future__ import annotations
 
@@ -51,10 +51,10 @@ def timestep_grid(num_steps: int, steps: int) -> list[int]:
     return [num_steps * (steps - i) // steps for i in range(steps + 1)]
 
 
-def sentence_generator(seed: int, sentence_id: int, *stream: int) -> torch.Generator:
-    """A CPU generator for one sentence, seeded from (seed, sentence id, *stream); ``stream`` tells apart several
-    independent draws of one sentence (e.g. the samples of MBR decoding)."""
-    state = np.random.SeedSequence([seed, sentence_id, *stream]).generate_state(2, dtype=np.uint32)
+def sentence_generator(seed: int, source: Sequence[int], *stream: int) -> torch.Generator:
+    """A CPU generator for one sentence, seeded from (seed, the sentence's source ids, *stream); ``stream`` tells
+    apart several independent draws of one sentence (e.g. the samples of MBR decoding)."""
+    state = np.random.SeedSequence([seed, len(source), *source, *stream]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 

@@ -42,7 +42,7 @@ def resolve_start_mode(mode: str, corpus_task: str) -> str:
 @dataclass(frozen=True)
 class StartSettings:
     """mode: one of START_MODES; noise_vocab: what random starts draw from; seed: of each sentence's random
-    generator (``sentence_rng``); init_tokens: per sentence id, the start of mode 'file'."""
+    generator (``sentence_rng``, with the source); init_tokens: per sentence id, the start of mode 'file'."""
 
     mode: str
     noise_vocab: NoiseVocabulary
@@ -56,9 +56,11 @@ class StartSettings:
             raise ValueError("start mode 'file' needs the hypotheses of an init file")
 
 
-def sentence_rng(seed: int, sentence_id: int) -> np.random.Generator:
-    """The random generator of one sentence's decoding (its random start, then nucleus sampling)."""
-    return np.random.default_rng([seed, sentence_id])
+def sentence_rng(seed: int, source: Sequence[int]) -> np.random.Generator:
+    """The random generator of one sentence's decoding (its random start, then nucleus sampling), seeded by the
+    run's seed and the sentence's source ids: a sentence decodes the same whatever its batch, its position in
+    the file, or the program (fairseq-generate, fairseq-interactive, the hub interface)."""
+    return np.random.default_rng([seed, len(source), *source])
 
 
 def start_state(settings: StartSettings, sentence_id: int, source: Sequence[int], rng: np.random.Generator,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from diffuser_mt.d3pm_sampling import DecodeConfig, reverse_diffusion, sentence_generator
+from diffuser_mt.joint_sequence import unpadded
 from fairseq_plugins.generator_protocol import hypothesis, single_model
 
 
@@ -31,7 +32,8 @@ class D3PMGenerator:
         encoder_out = model.encode(net_input["src_tokens"], net_input["src_lengths"])
         length_log_probs = torch.log_softmax(model.predict_length(encoder_out).float(), dim=-1)
         lengths = self._lengths(length_log_probs, net_input["src_lengths"])
-        generators = [sentence_generator(self.seed, int(i)) for i in sample["id"]]
+        sources = unpadded(net_input["src_tokens"], self.tgt_dict.pad(), self.eos)
+        generators = [sentence_generator(self.seed, source) for source in sources]
         tokens, scores = reverse_diffusion(model.transition, lambda x_t, t: model.denoise(x_t, t, encoder_out),
                                            lengths, generators, self.config, pad=self.tgt_dict.pad())
         hypotheses = []

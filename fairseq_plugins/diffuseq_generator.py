@@ -35,21 +35,21 @@ class DiffuSeqGenerator:
     def generate(self, models, sample, **unused):
         model = single_model(models, "diffuseq")
         src_tokens = sample["net_input"]["src_tokens"]
-        batch = joint_batch(unpadded(src_tokens, self.tgt_dict.pad(), self.eos), None, model.sequence_length,
-                            separator=self.eos, filler=self.eos)
+        sources = unpadded(src_tokens, self.tgt_dict.pad(), self.eos)
+        batch = joint_batch(sources, None, model.sequence_length, separator=self.eos, filler=self.eos)
         tokens, target_mask = batch.tokens.to(src_tokens.device), batch.target_mask.to(src_tokens.device)
-        ids = [int(i) for i in sample["id"]]
-        samples = [self._sample(model, tokens, target_mask, ids, index) for index in range(self.config.mbr_samples)]
+        samples = [self._sample(model, tokens, target_mask, sources, index)
+                   for index in range(self.config.mbr_samples)]
         hypotheses = []
-        for row in range(len(ids)):
+        for row in range(len(sources)):
             candidates = [candidate[row] for candidate in samples]
             chosen = mbr_select([self.tgt_dict.string(candidate["tokens"][:-1]) for candidate in candidates])
             hypotheses.append([candidates[chosen]])
         return hypotheses
 
-    def _sample(self, model, tokens, target_mask, ids, index: int) -> list[dict]:
+    def _sample(self, model, tokens, target_mask, sources, index: int) -> list[dict]:
         """One sample (a fairseq hypothesis dict) per row; ``index`` numbers the MBR sample."""
-        generators = [sentence_generator(self.seed, sentence_id, index) for sentence_id in ids]
+        generators = [sentence_generator(self.seed, source, index) for source in sources]
         anchor = model.word_embedding(tokens)
         z_T = row_normal(anchor.shape, generators, anchor.dtype).to(anchor.device)
         x0 = sample_reverse(model.schedule, model.denoise, z_T, anchor, target_mask, self.config.steps, generators,

@@ -2,7 +2,8 @@
 
 ``DiffuserGenerator.generate`` follows fairseq's generator protocol: for each
 sentence of a batch, a list of hypotheses (dicts with tokens ending in eos,
-score, positional_scores, alignment, steps, history), best first, so
+score, positional_scores, alignment, steps, history, and edit_history: the
+decoder's EditRecords), best first, so
 fairseq-generate prints its usual S-/T-/H-/D-/P- lines and scores them.
 All search logic is in ``diffuser_mt.edit_decoder``.
 """
@@ -105,8 +106,8 @@ class DiffuserGenerator:
         ids = [int(i) for i in sample["id"]]
         edit_model = FairseqEditModel(model, net_input["src_tokens"], net_input["src_lengths"],
                                       self.vocab.ids.bos, self.vocab.ids.pad)
-        rngs = [sentence_rng(self.start.seed, sentence_id) for sentence_id in ids]
         sources = self._sources(net_input)
+        rngs = [sentence_rng(self.start.seed, source) for source in sources]
         starts = [start_state(self.start, sentence_id, source, rng, self.config.max_length)
                   for sentence_id, source, rng in zip(ids, sources, rngs)]
         max_lengths = [int(self.max_len_a * len(source) + self.max_len_b) for source in sources]
@@ -130,6 +131,7 @@ class DiffuserGenerator:
             "alignment": None,
             "steps": len(hypothesis.history),
             "history": [{"tokens": torch.tensor(list(record.tokens) + [eos])} for record in hypothesis.history],
+            "edit_history": hypothesis.history,  # the decoder's records (tags, fills), for the hub interface
         }
 
     def _print_history(self, ids: list[int], results: list[list[Hypothesis]]) -> None:

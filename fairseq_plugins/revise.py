@@ -82,6 +82,9 @@ def run_revise(args: argparse.Namespace) -> None:
     states, locks = zip(*(locked_draft(draft, args.keep_spans, pieces, encode, line)
                           for line, draft in enumerate(drafts, start=1)))
     source_ids = [encode(pieces.encode_as_text(source)) + [dictionary.eos()] for source in sources]
+    where = args.source_file or "--source"
+    for line, ids in enumerate(source_ids, start=1):
+        check_source_length(ids, task.cfg.max_source_positions, f"{where} line {line}")
     max_lengths = [max(int(args.max_len_a * len(source) + args.max_len_b), len(state))
                    for source, state in zip(source_ids, states)]
     revised_symbols, traces = revise(model, task, source_ids, list(states), list(locks), config, args.seed,
@@ -103,16 +106,28 @@ def run_revise(args: argparse.Namespace) -> None:
                                    in enumerate(zip(sources, traces), start=1)}, title="diffuser-mt revise"))
 
 
+def check_source_length(source_ids: list[int], max_positions: int, where: str) -> None:
+    """InputError naming ``where`` when a source (ids with eos) is longer than the model's positions."""
+    if len(source_ids) > max_positions:
+        raise InputError(f"{where}: the source has {len(source_ids)} tokens, over the model's "
+                         f"--max-source-positions {max_positions}")
+
+
 def load_diffuser(checkpoint: Path, data: Path | None):
     """(model, task) of a diffuser checkpoint; InputError for a missing, truncated or foreign file."""
     from fairseq import checkpoint_utils
 
     import fairseq_plugins  # noqa: F401  (registers the task and model; the checkpoint allow-list)
+    from fairseq_plugins.checkpoint_safety import DamagedCheckpoint, verify_checkpoint_file
 
     logging.getLogger("fairseq").setLevel(logging.WARNING)  # fairseq's INFO lines would bury the trace
 
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such checkpoint")
+    try:
+        verify_checkpoint_file(checkpoint)
+    except DamagedCheckpoint as err:
+        raise InputError(f"{checkpoint}: cannot load this checkpoint: {err}") from None
     overrides = {"data": str(data)} if data is not None else {}
     try:
         models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides=overrides)
@@ -129,8 +144,10 @@ def load_diffuser(checkpoint: Path, data: Path | None):
     return model, task
 
 
-def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: int, max_lengths: list[int]):
-    """Decode each draft (ids, with locks); per draft the best text's symbols and its trace (EditStep list)."""
+def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: int, max_lengths: list[int],
+           device: torch.device | None = None):
+    """Decode each draft (ids, with locks) on ``device`` (the CPU by default); per draft the best text's symbols
+    and its trace (EditStep list)."""
     from fairseq.data import data_utils
 
     from fairseq_plugins.diffuser_generator import FairseqEditModel
@@ -139,10 +156,11 @@ def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: i
     src_tokens = data_utils.collate_tokens([torch.tensor(ids) for ids in source_ids], dictionary.pad(),
                                            left_pad=True)
     src_lengths = torch.tensor([len(ids) for ids in source_ids])
+    src_tokens, src_lengths = src_tokens.to(device), src_lengths.to(device)
     vocab = DecodeVocabulary(task.special_ids, fillable_mask(task.noise_vocab))
     with torch.no_grad():
         edit_model = FairseqEditModel(model, src_tokens, src_lengths, dictionary.bos(), dictionary.pad())
-        rngs = [sentence_rng(seed, row) for row in range(len(states))]
+        rngs = [sentence_rng(seed, ids[:-1]) for ids in source_ids]  # without eos, as fairseq-generate's
         config = dataclasses.replace(config, max_length=task.cfg.max_target_positions)
         results = decode(edit_model, states, vocab, config, rngs, max_lengths, locks)
     symbols = dictionary.symbols

@@ -280,7 +280,7 @@ def test_sampling_with_an_oracle_denoiser_recovers_x0(kind, schedule, mode):
     transition = build(kind, schedule, num_steps=100)
     targets = torch.tensor([[0, 1, 2, 3, 1], [3, 3, 0, 0, 0]])
     lengths = [5, 2]
-    generators = [sentence_generator(1, i) for i in range(2)]
+    generators = [sentence_generator(1, [i]) for i in range(2)]
     tokens, scores = reverse_diffusion(transition, oracle(targets), lengths, generators,
                                        DecodeConfig(steps=7, mode=mode), pad=0)
     assert tokens[0].tolist() == targets[0].tolist() and tokens[1, :2].tolist() == targets[1, :2].tolist()
@@ -297,8 +297,8 @@ def test_each_sentence_draws_from_its_own_generator(mode):
         return logits[: x_t.size(0), : x_t.size(1)] + 0.1 * F.one_hot(x_t, K)
 
     config = DecodeConfig(steps=10, mode=mode)
-    together, _ = reverse_diffusion(transition, denoise, [6, 6, 6], [sentence_generator(5, i) for i in range(3)],
+    together, _ = reverse_diffusion(transition, denoise, [6, 6, 6], [sentence_generator(5, [i]) for i in range(3)],
                                     config, pad=0)
-    alone, _ = reverse_diffusion(transition, denoise, [6], [sentence_generator(5, 0)], config, pad=0)
+    alone, _ = reverse_diffusion(transition, denoise, [6], [sentence_generator(5, [0])], config, pad=0)
     assert together[0].tolist() == alone[0].tolist()
     assert (together != MASK).all()

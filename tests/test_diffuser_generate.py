@@ -99,7 +99,7 @@ def test_fairseq_generate_is_the_core_decoder_from_the_core_start_states(small_c
     ids = list(range(0, TEST_SENTENCES, 20))
     sources = [task.dataset("test").dataset[i]["source"] for i in ids]  # ending in eos
     settings = StartSettings(mode=mode, noise_vocab=task.noise_vocab, seed=3)
-    rngs = [sentence_rng(3, i) for i in ids]
+    rngs = [sentence_rng(3, source[:-1].tolist()) for source in sources]
     max_length = task.cfg.max_target_positions
     starts = [start_state(settings, i, source[:-1].tolist(), rng, max_length)
               for i, source, rng in zip(ids, sources, rngs)]

@@ -38,9 +38,9 @@ SOURCE = [11, 12, 13, 14, 15, 16]
 INIT_TOKENS = [[7, 8], [], [9, 9, 9]]
 
 
-def start(mode: str, sentence_id: int = 2, max_length: int = 100, seed: int = 5) -> list[int]:
+def start(mode: str, sentence_id: int = 2, max_length: int = 100, seed: int = 5, source=SOURCE) -> list[int]:
     settings = StartSettings(mode=mode, noise_vocab=NOISE, seed=seed, init_tokens=INIT_TOKENS)
-    return start_state(settings, sentence_id, SOURCE, sentence_rng(seed, sentence_id), max_length)
+    return start_state(settings, sentence_id, source, sentence_rng(seed, source), max_length)
 
 
 @pytest.mark.parametrize("mode, max_length, expected", [
@@ -52,15 +52,17 @@ def test_each_start_mode_builds_its_start_state(mode, max_length, expected):
 
 
 def test_a_random_start_is_the_sentence_generators_draw_of_the_source_length():
-    assert start("random") == random_start(len(SOURCE), NOISE, np.random.default_rng([5, 2]), 100)
+    assert start("random") == random_start(len(SOURCE), NOISE, sentence_rng(5, SOURCE), 100)
     assert start("random", max_length=3) == start("random")[:3]
-    assert start("random") != start("random", sentence_id=1) != start("random", seed=6)
+    assert start("random") == start("random", sentence_id=1)  # the sentence's position does not matter
+    assert start("random") != start("random", source=SOURCE[::-1]) != start("random", seed=6)
 
 
-def test_the_sentence_generator_depends_on_the_seed_and_the_sentence_only():
-    draw = lambda seed, sentence_id: sentence_rng(seed, sentence_id).integers(0, 1 << 30, size=4).tolist()  # noqa: E731
-    assert draw(3, 7) == draw(3, 7)
-    assert len({tuple(draw(3, 7)), tuple(draw(3, 8)), tuple(draw(4, 7))}) == 3
+def test_the_sentence_generator_depends_on_the_seed_and_the_source_only():
+    draw = lambda seed, source: sentence_rng(seed, source).integers(0, 1 << 30, size=4).tolist()  # noqa: E731
+    assert draw(3, [7, 8]) == draw(3, [7, 8])
+    assert len({tuple(draw(3, [7, 8])), tuple(draw(3, [8, 7])), tuple(draw(4, [7, 8])), tuple(draw(3, [7, 8, 0])),
+                tuple(draw(3, [7]))}) == 5
 
 
 @pytest.mark.parametrize("mode, edit_steps, expected", [("ar", 3, 4), ("ar", 0, 1), ("random", 3, 3), ("null", 0, 0),
