@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the
 from benchmarks import postedit_check  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
-from diffuser_mt.metrics import corpus_bleu, paired_bootstrap  # noqa: E402
+from diffuser_mt.metrics import bleu_score, corpus_bleu, paired_bootstrap  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 from diffuser_mt.traces import changed_after, detokenize, parse_history_lines  # noqa: E402
 
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         return 1
     result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "step_sweep": sweep,
               "bootstrap": bootstrap, "postedit": postedit,
-              "signature": corpus_bleu(ar[:1], references[:1])["signature"]}
+              "signature": bleu_score(ar, references)[1]}
     with atomic_write(args.out_dir / f"refinement.{args.name}.json") as out:
         json.dump(result, out, indent=2)
     report = markdown(args, result)

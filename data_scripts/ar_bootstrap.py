@@ -8,7 +8,8 @@
    beam-5 test output ``generate-test.txt`` is the AR system's hypotheses.
 2. DiffusER ``diffuser_small`` (``data_scripts/train_diffuser.py``, DiffusER's recipe or
    ``--diffuser-recipe``): trained for the same ``--minutes``, decoded from random
-   tokens (greedy, 12 steps).
+   tokens (greedy, 12 steps). With ``--warm-start`` its generator starts from the
+   AR transformer of step 1 (``--init-generator-from``).
 3. DiffusER again, starting from the AR hypotheses (``--init-mode file``).
 4. A table of the three sacreBLEU scores (with the signature), written to
    ``OUT_DIR/results.json``; the edit traces of the first ``--traces`` test
@@ -28,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts import ar_baseline, train_diffuser  # noqa: E402
+from data_scripts.fairseq_tools import INTERRUPTED_EXIT_STATUS  # noqa: E402
 from data_scripts.recipes import SIZES  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
@@ -45,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model-size", choices=SIZES, default="small", help="size class of both models")
     parser.add_argument("--diffuser-recipe", choices=train_diffuser.DIFFUSER_RECIPES, default="diffuser",
                         help="DiffusER's recipe or a variant's (data_scripts/recipes.py)")
+    parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=False,
+                        help="start DiffusER's generator (and shared encoder) from the AR transformer just trained "
+                             "(its checkpoint_best.pt); DiffusER's budget then includes the AR's training")
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget of each model")
     parser.add_argument("--max-update", type=int, default=0, help="also stop each training here (0: no limit)")
     parser.add_argument("--decode-steps", type=int, default=12, help="DiffusER's reverse steps")
@@ -62,7 +67,8 @@ def shared_options(args: argparse.Namespace) -> list[str]:
 
 
 def diffuser_options(args: argparse.Namespace, name: str, *decoding) -> list[str]:
-    return [*shared_options(args), "--save-dir", args.diffuser_dir, "--recipe", args.diffuser_recipe,
+    warm_start = ["--init-generator-from", args.ar_dir / "checkpoint_best.pt"] if args.warm_start else []
+    return [*shared_options(args), "--save-dir", args.diffuser_dir, "--recipe", args.diffuser_recipe, *warm_start,
             "--spm-model", args.spm_model, "--decode-steps", args.decode_steps, "--name", name, *decoding]
 
 
@@ -118,4 +124,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # between the fairseq runs (run_fairseq reports an interrupted one itself)
+        print("error: interrupted (Ctrl-C); run the same command again to continue: finished runs are reused",
+              file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_STATUS)

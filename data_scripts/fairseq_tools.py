@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,16 +36,34 @@ def run_fairseq(name: str, args: list[str], stdout_path: Path | None = None) -> 
     command = [fairseq_executable(name), *map(str, args)]
     print("+ " + " ".join(command), file=sys.stderr, flush=True)
     if stdout_path is None:
-        returncode = subprocess.run(command).returncode
+        returncode = run_interruptibly(command, name)
     else:
         stdout_path.parent.mkdir(parents=True, exist_ok=True)
         partial = stdout_path.with_name(stdout_path.name + ".partial")
         with open(partial, "w", encoding="utf-8") as out:
-            returncode = subprocess.run(command, stdout=out).returncode
+            returncode = run_interruptibly(command, name, stdout=out)
         if returncode == 0:
             os.replace(partial, stdout_path)
     if returncode != 0:
         raise SystemExit(f"error: {name} failed with exit status {returncode} (its log is above)")
+
+
+INTERRUPTED_EXIT_STATUS = 130  # the shell's status of a program ended by SIGINT
+
+
+def run_interruptibly(command: list[str], name: str, stdout=None) -> int:
+    """The exit status of ``command``, run in a session of its own so that Ctrl-C reaches only this script; on
+    Ctrl-C the program (and its data-loader workers) is stopped with SIGTERM and this script exits with one line
+    and status 130. fairseq writes checkpoints under a temporary name: a re-run resumes from the last one."""
+    process = subprocess.Popen(command, stdout=stdout, start_new_session=True)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+        print(f"error: interrupted (Ctrl-C) during {name}; run the same command again to continue: finished runs "
+              "are reused and a training resumes from its last checkpoint", file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED_EXIT_STATUS) from None
 
 
 def generate_hypotheses(args: list, output: Path, reference: Path, references: list[str]) -> list[str]:

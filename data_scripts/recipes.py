@@ -93,6 +93,8 @@ RECIPES = {
     "transformer": TRANSFORMER,
     "levenshtein_transformer": LEVENSHTEIN_TRANSFORMER,
     "diffuser": DIFFUSER,
+    # half the examples trained again on the generator's own sampled fills (benchmarks/refinement.py measures it)
+    "diffuser_rollin": DIFFUSER.with_options({"--rollin-prob": 0.5}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

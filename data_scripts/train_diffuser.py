@@ -53,13 +53,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="DiffusER's recipe or a variant's (data_scripts/recipes.py)")
     parser.add_argument("--spm-model", type=Path, default=Path("data/ding/spm.model"),
                         help="sentencepiece model of the data (detokenizes the output, encodes --init-file)")
+    parser.add_argument("--init-generator-from", type=Path, metavar="CKPT",
+                        help="warm start: the generator (and shared encoder) from this fairseq transformer checkpoint "
+                             "of the generator's size, trained on --data (e.g. ar_baseline.py's checkpoint_best.pt)")
     parser.add_argument("--name", default="greedy", help="names this decoding's output and results files")
     add_decoding_arguments(parser)
     return parser.parse_args(argv)
 
 
 def train_command(args: argparse.Namespace) -> list[str]:
-    return training_command(RECIPES[args.recipe], args)
+    recipe = RECIPES[args.recipe]
+    if args.init_generator_from is not None:
+        recipe = recipe.with_options({"--init-generator-from": str(args.init_generator_from)})
+    return training_command(recipe, args)
 
 
 def generate_command(args: argparse.Namespace, checkpoint: Path) -> list:
@@ -82,6 +88,7 @@ def decode_and_score(args: argparse.Namespace, checkpoint: Path, references: lis
     hypotheses = generate_hypotheses(generate_command(args, checkpoint), output, args.reference, references)
     score = corpus_bleu(hypotheses, references)
     results = {"system": "diffuser", "recipe": args.recipe, "model_size": args.model_size, "decoding": args.name,
+               "generator_initialised_from": args.init_generator_from and str(args.init_generator_from),
                "decode_steps": args.decode_steps, "init_mode": args.init_mode, "token_beam": args.token_beam,
                "revision_beam": args.revision_beam, "nucleus_p": args.nucleus_p, "generate_output": str(output),
                **score}

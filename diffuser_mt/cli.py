@@ -27,7 +27,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; an InputError becomes one line on stderr and exit status 1."""
+    """Run one subcommand; an InputError becomes one line on stderr and exit status 1, Ctrl-C one line and 130."""
     argv = sys.argv[1:] if argv is None else argv
     known = {entry_point.name for entry_point in entry_points(group=SUBCOMMAND_GROUP)}
     args = build_parser(argv[0] if argv and argv[0] in known else None).parse_args(argv)
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"diffuser-mt {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # output files are written under a temporary name: nothing is half-written
+        print(f"diffuser-mt {args.command}: error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -103,6 +103,6 @@ def read_init_hypotheses(path: str | os.PathLike, expected_lines: int) -> list[s
     else:
         hypotheses, kind = lines, "lines"
     if len(hypotheses) != expected_lines:
-        raise InputError(f"{path}: {len(hypotheses)} {kind}, but the split to decode has {expected_lines} "
-                         "sentences; --init-file needs one hypothesis per source line")
+        raise InputError(f"{path}: {len(hypotheses)} {kind}, but the split has {expected_lines} sentences; it needs "
+                         "one hypothesis per source line")
     return hypotheses

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from corpus_helpers import REPO_ROOT
@@ -20,13 +22,37 @@ def demo(small_corpus, tmp_path_factory):
                "--model-size", "tiny", "--max-update", "20", "--decode-steps", "2", "--num-workers", "0",
                "--html", out / "trace.html"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    interrupted = interrupt_once_training(list(map(str, command)), env)
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    return out, result
+    return out, result, interrupted
+
+
+def interrupt_once_training(command: list[str], env: dict) -> tuple[int, str]:
+    """(exit status, stderr) of ``command`` sent Ctrl-C (SIGINT to its process group, as a terminal does) two
+    seconds after it starts fairseq-train."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith("+ ") and "fairseq-train" in line:
+            time.sleep(2)
+            os.killpg(process.pid, signal.SIGINT)
+            break
+    lines.extend(process.stderr)
+    return process.wait(), "".join(lines)
+
+
+def test_ctrl_c_ends_the_demo_with_one_line_and_a_rerun_continues(demo):
+    _, result, (status, stderr) = demo
+    assert status == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted (Ctrl-C) during fairseq-train")
+    assert result.returncode == 0  # the fixture's second run, in the same directories
 
 
 def test_demo_scores_three_systems_with_the_sacrebleu_signature(demo):
-    out, result = demo
+    out, result, _ = demo
     results = json.loads((out / "demo" / "results.json").read_text())
     assert len(results) == 3
     for scores in results.values():
@@ -37,7 +63,7 @@ def test_demo_scores_three_systems_with_the_sacrebleu_signature(demo):
 
 
 def test_demo_bootstrap_starts_from_the_ar_hypotheses(demo):
-    out, _ = demo
+    out, _, _ = demo
     ar_hypotheses = (out / "ar" / "hypotheses.test.de").read_text(encoding="utf-8").splitlines()
     bootstrap = (out / "diffuser" / "generate-test.ar-bootstrap.txt").read_text(encoding="utf-8").splitlines()
     first_steps = [line for line in bootstrap if line.startswith("E-0_1\t")]
@@ -47,7 +73,7 @@ def test_demo_bootstrap_starts_from_the_ar_hypotheses(demo):
 
 
 def test_demo_prints_three_traces_and_writes_the_html(demo):
-    out, result = demo
+    out, result, _ = demo
     assert sum(line.startswith("# sentence ") for line in result.stdout.splitlines()) == 3
     assert result.stdout.count("step  1:") == 3
     page = (out / "trace.html").read_text(encoding="utf-8")
@@ -61,7 +87,7 @@ def revise(*args):
 
 
 def test_revise_keeps_the_protected_spans(demo, small_corpus):
-    out, _ = demo
+    out, _, _ = demo
     result = revise("--checkpoint", out / "diffuser" / "checkpoint_best.pt", "--data", small_corpus / "bin",
                     "--spm-model", small_corpus / "text" / "spm.model", "--source", "The house is small.",
                     "--draft", "Das Haus ist sehr klein.", "--keep-spans", "Das Haus", "klein.", "--steps", "3",
@@ -75,7 +101,7 @@ def test_revise_keeps_the_protected_spans(demo, small_corpus):
 
 
 def test_revise_from_files_writes_one_line_per_draft(demo, small_corpus, tmp_path):
-    out, _ = demo
+    out, _, _ = demo
     sources, drafts, output = tmp_path / "src.en", tmp_path / "draft.de", tmp_path / "revised.de"
     sources.write_text("Good morning.\nThank you.\n", encoding="utf-8")
     drafts.write_text("Guten Morgen.\n\n", encoding="utf-8")
@@ -87,7 +113,7 @@ def test_revise_from_files_writes_one_line_per_draft(demo, small_corpus, tmp_pat
 
 
 def test_revise_errors_are_one_line(demo, small_corpus, tmp_path):
-    out, _ = demo
+    out, _, _ = demo
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((out / "diffuser" / "checkpoint_best.pt").read_bytes()[:5000])
     cases = [
@@ -101,3 +127,7 @@ def test_revise_errors_are_one_line(demo, small_corpus, tmp_path):
                         "--source", "The house.", "--draft", "Das Haus.")
         assert result.returncode == 1, (options, result.stderr[-2000:])
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr[-2000:]
+    over_long = revise("--checkpoint", out / "diffuser" / "checkpoint_best.pt", "--data", small_corpus / "bin",
+                       "--source", " ".join(["house"] * 1100), "--draft", "Das Haus.")
+    assert over_long.returncode == 1 and len(over_long.stderr.strip().splitlines()) == 1, over_long.stderr[-2000:]
+    assert "--source line 1: the source has" in over_long.stderr and "--max-source-positions" in over_long.stderr

@@ -3,6 +3,7 @@ with one line before torch unpickles them (or load exactly as the intact file do
 names the checkpoint to resume from, and batching loses no sentence whatever --required-batch-size-multiple says."""
 from __future__ import annotations
 
+import argparse
 import zipfile
 
 import numpy as np
@@ -201,3 +202,19 @@ def test_the_project_datasets_batch_every_sentence_of_splits_of_1_to_70(small_co
         for batch_size in (1, 8, 32):
             batches = dataset.batch_by_size(indices, max_sentences=batch_size, required_batch_size_multiple=8)
             assert sorted(np.concatenate(batches).tolist()) == list(range(count)), (count, batch_size)
+
+
+def test_hypotheses_encoded_by_another_sentencepiece_model_are_one_line(small_corpus, tmp_path):
+    """--init-file / --postedit-file text whose pieces the data's dictionary mostly lacks (another model)."""
+    from fairseq.data import Dictionary
+
+    from fairseq_plugins.tasks.diffuser_task import read_hypothesis_tokens
+
+    dictionary = Dictionary()
+    for symbol in ("\u2581Das", "\u2581ist"):
+        dictionary.add_symbol(symbol)
+    hypotheses = tmp_path / "hypotheses.de"
+    hypotheses.write_text("Das ist ein kleines Haus.\n", encoding="utf-8")
+    cfg = argparse.Namespace(init_spm_model=str(small_corpus / "text" / "spm.model"), max_target_positions=1024)
+    with pytest.raises(SystemExit, match=r"--init-file .*hypotheses.de: \d+% of its pieces are not in the data's"):
+        read_hypothesis_tokens(cfg, str(hypotheses), "--init-file", dictionary, 1, None)

@@ -99,6 +99,12 @@ def test_the_training_options_of_a_data_script_override_its_recipe():
     assert config["criterion"] == TRANSFORMER.criterion
 
 
+def test_train_diffuser_passes_the_warm_start_checkpoint_to_fairseq():
+    args = train_diffuser.parse_args([*BUDGET, "--recipe", "diffuser_rollin", "--init-generator-from", "AR.pt"])
+    config = parsed(train_diffuser.train_command(args))
+    assert (config["init_generator_from"], config["rollin_prob"]) == ("AR.pt", 0.5)
+
+
 def test_the_diffusion_baseline_options_replace_the_recipes_values():
     d3pm = parsed(train_diffusion_baseline.train_command(train_diffusion_baseline.parse_args(
         [*BUDGET, "--method", "d3pm", "--transition", "uniform", "--diffusion-steps", "50"])))

@@ -98,8 +98,8 @@ def test_fairseq_generate_output_is_read_in_corpus_order(tmp_path):
 
 
 @pytest.mark.parametrize("content, expected_lines, message", [
-    ("a\nb\n", 3, "2 lines, but the split to decode has 3 sentences"),
-    ("D-0\t0\ta\n", 2, "1 D- hypotheses, but the split to decode has 2"),
+    ("a\nb\n", 3, "2 lines, but the split has 3 sentences"),
+    ("D-0\t0\ta\n", 2, "1 D- hypotheses, but the split has 2"),
 ])
 def test_a_wrong_number_of_hypotheses_is_one_clear_error(tmp_path, content, expected_lines, message):
     path = tmp_path / "hyp.txt"

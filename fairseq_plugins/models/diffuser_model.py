@@ -72,6 +72,16 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
                                  "fresh. Recorded in the checkpoint as generator_initialised_from")
 
     @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
+                        **kwargs):
+        """A DiffuserHubInterface (``fairseq_plugins.hub_interface``) of ``model_name_or_path/checkpoint_file``,
+        with the dictionaries of ``data_name_or_path`` (relative to the model dir when it starts with '.');
+        ``kwargs`` override the checkpoint's options, as in fairseq."""
+        from fairseq_plugins.hub_interface import load_hub_interface
+
+        return load_hub_interface(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
+
+    @classmethod
     def build_model(cls, args, task):
         diffuser_base_architecture(args)
         args.share_all_embeddings = True

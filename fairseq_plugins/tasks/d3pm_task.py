@@ -68,7 +68,7 @@ class D3PMTask(LanguagePairTask):
         counts = torch.tensor(np.asarray(self.tgt_dict.count, dtype=np.float64))
         return torch.where(self.x0_support(), counts, torch.zeros_like(counts))
 
-    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The D3PM sampler. ``args`` may override the task's decoding options of the same names, e.g.
         '{"decode_steps": 4}'."""
         config = decode_config(self.decoding_options(args))

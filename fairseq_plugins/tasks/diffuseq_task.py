@@ -70,7 +70,7 @@ class DiffuSeqTask(LanguagePairTask):
     def max_positions(self):
         return (self.cfg.sequence_length - 1, self.cfg.max_target_positions)
 
-    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The DiffuSeq sampler. ``args`` may override the task's decoding options of the same names, e.g.
         '{"decode_steps": 20}'."""
         config = decode_config(self.decoding_options(args))

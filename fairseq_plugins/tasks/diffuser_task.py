@@ -173,7 +173,7 @@ class DiffuserTask(LanguagePairTask):
             # every hypothesis empty: the translation task then logs no bleu and --best-checkpoint-metric bleu fails
             metrics.log_derived("bleu", lambda meters: 0.0)
 
-    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The edit decoder. ``args`` (fairseq's generation options, or --eval-bleu-args during training)
         may override the task's decoding options of the same names, e.g. '{"decode_steps": 4}'."""
         options = self.decoding_options(args)
@@ -245,7 +245,17 @@ def read_hypothesis_tokens(cfg: DiffuserConfig, path: str, option: str, dictiona
             raise SystemExit(f"error: {option} {path}: hypothesis {line_no} has {len(ids)} tokens, "
                              f"over --max-target-positions {cfg.max_target_positions}")
         tokens.append(ids)
+    pieces_read = sum(map(len, tokens))
+    unknown = sum(ids.count(dictionary.unk()) for ids in tokens)
+    if pieces_read and unknown > UNKNOWN_PIECES_LIMIT * pieces_read:
+        raise SystemExit(f"error: {option} {path}: {unknown / pieces_read:.0%} of its pieces are not in the data's "
+                         "dictionary; is --init-spm-model (default: the manifest's) the sentencepiece model of "
+                         "this data?")
     return tokens
+
+
+# the share of unknown pieces beyond which hypotheses were encoded by another sentencepiece model
+UNKNOWN_PIECES_LIMIT = 0.2
 
 
 def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, distribution: str = "uniform") -> NoiseVocabulary:

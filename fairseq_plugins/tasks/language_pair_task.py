@@ -15,6 +15,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
 from diffuser_mt.d3pm_sampling import timestep_grid
+from fairseq_plugins.interactive_input import InteractiveLines, RenumberedDataset
 
 Config = TypeVar("Config")
 
@@ -30,8 +31,34 @@ class LanguagePairTask(TranslationTask):
     cfg: LanguagePairConfig
     DECODING_OPTIONS: tuple[str, ...] = ()  # task options of the generator, which build_generator's args override
 
+    def __init__(self, cfg, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        self.interactive = InteractiveLines()
+
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         load_language_pairs(self, split, epoch=epoch, combine=combine, **kwargs)
+
+    def get_interactive_tokens_and_lengths(self, lines, encode_fn):
+        """fairseq-interactive's next input lines as source ids; a line that cannot be translated is reported on
+        stderr (``InteractiveLines.encode``) and left out, and the others are translated."""
+        tokens = self.interactive.encode(lines, lambda line: self.source_dictionary.encode_line(
+            encode_fn(line), add_if_not_exist=False).long(), self.cfg.max_source_positions)
+        return tokens, [len(ids) for ids in tokens]
+
+    def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
+        """fairseq's; after ``get_interactive_tokens_and_lengths`` its ids are the input lines' positions in
+        their buffer (the lines left out have none), which fairseq-interactive prints them by."""
+        dataset = super().build_dataset_for_inference(src_tokens, src_lengths, constraints=constraints)
+        positions = self.interactive.take_positions()
+        return dataset if positions is None else RenumberedDataset(dataset, positions)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """fairseq's; fairseq-interactive's batches carry no sentence ids, so they are looked up by source."""
+        if "id" not in sample:
+            sample = {**sample, "id": self.interactive.sentence_ids(sample["net_input"]["src_tokens"],
+                                                                    self.source_dictionary.pad())}
+        return super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens,
+                                      constraints=constraints)
 
     def valid_step(self, sample, model, criterion):
         """Validation draws the randomness of model and criterion (D3PM's and DiffuSeq's timesteps and noise;
