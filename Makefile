@@ -10,9 +10,10 @@ DATA_BIN := data-bin/ding.en-de
 DING := /usr/share/trans/de-en
 DEMO_MINUTES ?= 15
 BENCH_MINUTES ?= 15
+CURVE_MINUTES ?= 30
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test bench clean-venv
+.PHONY: setup data demo test bench curves clean-venv
 
 setup: $(ENV_STAMP)
 
@@ -46,6 +47,11 @@ demo: data
 bench: data
 	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
 	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES)
+
+# valid BLEU of the AR transformer, the Levenshtein Transformer and DiffusER every 5 minutes of training, up to
+# CURVE_MINUTES each (about 1.5 x that per system with the decodes); kept checkpoints are reused on a re-run.
+curves: data
+	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(CURVE_MINUTES)
 
 # ruff (pyproject.toml's [tool.ruff]) first, then the whole test suite.
 test: $(ENV_STAMP) $(DING)

@@ -31,3 +31,51 @@ def test_compare_systems_trains_decodes_sweeps_and_writes_its_tables(small_corpu
     assert (out.parent / "step_sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = out.with_suffix(".md").read_text()
     assert "| DiffusER + AR bootstrap, greedy, 12 steps |" in table and "DiffusER training >= 0.7x" in table
+
+
+@pytest.mark.slow
+def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_system(small_corpus, tmp_path):
+    out, work = tmp_path / "results" / "curves", tmp_path / "work"
+    command = [sys.executable, REPO_ROOT / "benchmarks" / "learning_curves.py", "--data", small_corpus / "bin",
+               "--valid-reference", small_corpus / "text" / "valid.de", "--systems", "diffuser", "--size", "tiny",
+               "--minutes", "0.2", "--interval", "0.1", "--bar-minutes", "0.15", "--max-tokens", "2000",
+               "--num-workers", "0", "--work-dir", work, "--out", out]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert list(results["series"]) == ["transformer", "diffuser"] and results["snapshot_minutes"] == [0.1, 0.2]
+    for system, points in results["series"].items():
+        assert [point["minutes"] for point in points] == [0.1, 0.2]
+        assert [os.path.basename(point["checkpoint"]) for point in points] == ["checkpoint_0.1min.pt",
+                                                                               "checkpoint_0.2min.pt"]
+        assert all((work / system / f"checkpoint_{m}min.pt").exists() for m in ("0.1", "0.2"))
+        assert all(point["training_minutes"] >= point["minutes"] for point in points)  # fairseq stops after it
+        assert 0 < points[0]["updates"] < points[1]["updates"]
+        assert all(0 <= point["valid_bleu"] <= 100 for point in points)
+    assert results["valid_sentences"] == 100
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| diffuser |" in out.with_suffix(".md").read_text()
+    again = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and "fairseq-train" not in again.stderr  # kept checkpoints and decodes reused
+    assert json.loads(out.with_suffix(".json").read_text())["series"] == results["series"]
+
+
+@pytest.mark.parametrize("points, bar, expected", [
+    ([(1, 0.0), (2, 2.0), (3, 4.0)], 3.0, 2.5),
+    ([(1, 5.0), (2, 6.0)], 3.0, 1),
+    ([(1, 0.0), (2, 1.0)], 3.0, None),
+])
+def test_minutes_to_reach_interpolates_between_points(points, bar, expected):
+    from benchmarks.learning_curves import bleu_at, minutes_to_reach
+
+    series = [{"minutes": minutes, "valid_bleu": bleu} for minutes, bleu in points]
+    assert minutes_to_reach(series, bar) == expected
+    assert bleu_at(series, points[0][0]) == points[0][1] and bleu_at(series, 99) is None
+
+
+def test_snapshot_times_end_at_the_budget():
+    from benchmarks.learning_curves import snapshot_minutes
+
+    assert snapshot_minutes(30, 5) == [5, 10, 15, 20, 25, 30]
+    assert snapshot_minutes(12, 5) == [5, 10, 12]
