@@ -45,10 +45,10 @@ train() {  # name, updates, options...
     --save-dir "$WORK/$name" "$@" > "$WORK/$name.train.log" 2>&1 \
     || fail "training $name failed; see $WORK/$name.train.log"
 }
-generate() {  # name (checkpoint), output, options...: the first tenth of the test split, greedy
+generate() {  # name (checkpoint), output, options...: the test split, greedy
   local name=$1 output=$2; shift 2
   timeout 180 "$PYTHON" -m fairseq_cli.generate "$DATA" --user-dir fairseq_plugins --task diffuser \
-    --path "$WORK/$name/checkpoint_last.pt" --gen-subset test --num-shards 10 --shard-id 0 --batch-size 64 \
+    --path "$WORK/$name/checkpoint_last.pt" --gen-subset test --batch-size 64 \
     --max-len-b 64 --decode-steps 12 --seed 1 "$@" > "$WORK/$output.generate.log" 2>&1 \
     || fail "decoding $name ($output) failed; see $WORK/$output.generate.log"
 }

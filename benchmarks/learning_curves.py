@@ -11,6 +11,9 @@
    ``--valid-subset``, a split binarized beside it) and scored with sacreBLEU against its raw references.
 3. Derived: the AR transformer's valid BLEU at ``--bar-minutes`` (interpolated along its curve) and the minutes
    each system needs to reach it ("not reached" within the budget).
+4. Out of domain: the last checkpoint of each system decoded on ``--ood-source``/``--ood-reference`` (by
+   default the newstest2014 sample of ../shared/fixtures/wmt14 when it is there), encoded with the data's
+   sentencepiece model and binarized with its dictionaries.
 
 Kept checkpoints and decodes are reused on a re-run. Figures: ``--out``.json (the series, one line per system,
 one point per kept checkpoint), .md (the table) and .png (BLEU vs minutes and vs updates).
@@ -34,8 +37,10 @@ sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa:
 import fairseq_plugins  # noqa: E402,F401  (the checkpoint allow-list, for torch.load below)
 from benchmarks.common import machine, write_results  # noqa: E402
 from benchmarks.compare_systems import DECODERS, PAPER_BLEU, run_measured  # noqa: E402
-from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
+from data_scripts.corpus_build import load_sentencepiece  # noqa: E402
+from data_scripts.fairseq_tools import USER_DIR, fairseq_executable, run_fairseq  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, run_arguments  # noqa: E402
+from diffuser_mt.data_manifest import read_manifest  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, read_lines  # noqa: E402
@@ -48,6 +53,7 @@ CURVE_DECODERS = {"transformer": "transformer, beam 5",
                   "diffuser_separate": "DiffusER, random start, greedy, 12 steps",
                   "diffuseq": "DiffuSeq, 200 DDIM steps", "d3pm": "D3PM absorbing, 20 steps"}
 BASELINE = "transformer"
+OOD_SAMPLE = REPO_ROOT.parent / "shared/fixtures/wmt14/newstest2014.300"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,6 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--valid-subset", default="valid", help="the split every checkpoint is decoded on")
     parser.add_argument("--valid-reference", type=Path, default=REPO_ROOT / "data/ding/valid.de",
                         help="raw (detokenized) references of that split")
+    parser.add_argument("--ood-source", type=Path, default=OOD_SAMPLE.with_suffix(".en"),
+                        help="out-of-domain source sentences, one per line (skipped when absent)")
+    parser.add_argument("--ood-reference", type=Path, default=OOD_SAMPLE.with_suffix(".de"),
+                        help="their references")
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget of every system")
     parser.add_argument("--interval", type=float, default=5.0, help="minutes of training between kept checkpoints")
     parser.add_argument("--bar-minutes", type=float, default=15.0,
@@ -113,13 +123,15 @@ def progress_of(checkpoint: Path) -> dict:
             "training_minutes": float(state["extra_state"]["previous_training_time"]) / 60}
 
 
-def valid_bleu(system: str, checkpoint: Path, args: argparse.Namespace, references: list[str]) -> dict:
-    """BLEU of the system's decoder on the valid subset (decoded unless its output is kept)."""
-    output = checkpoint.with_name(f"{checkpoint.stem}.generate-{args.valid_subset}.txt")
+def decoded_bleu(system: str, checkpoint: Path, data: Path, split: str, references: list[str], name: str,
+                 args: argparse.Namespace) -> dict:
+    """BLEU of the system's decoder on ``split`` of ``data`` (decoded unless its output, named ``name``, is
+    kept)."""
+    output = checkpoint.with_name(f"{checkpoint.stem}.generate-{name}.txt")
     if not output.exists():
         decoder = DECODERS[CURVE_DECODERS[system]]
-        command = [fairseq_executable("fairseq-generate"), args.data, "--user-dir", USER_DIR,
-                   "--task", RECIPES[system].task, "--path", checkpoint, "--gen-subset", args.valid_subset,
+        command = [fairseq_executable("fairseq-generate"), data, "--user-dir", USER_DIR,
+                   "--task", RECIPES[system].task, "--path", checkpoint, "--gen-subset", split,
                    *decoder.options,
                    "--post-process", "sentencepiece", "--batch-size", args.batch_size,
                    "--required-batch-size-multiple", 1,  # fairseq's own tasks would drop sentences otherwise
@@ -131,6 +143,32 @@ def valid_bleu(system: str, checkpoint: Path, args: argparse.Namespace, referenc
     if len(hypotheses) != len(references):
         raise InputError(f"{output}: {len(hypotheses)} hypotheses for {len(references)} references")
     return {"sentences": len(hypotheses), **corpus_bleu(hypotheses, references)}
+
+
+def binarize_out_of_domain(args: argparse.Namespace) -> Path:
+    """WORK_DIR/ood/bin: the out-of-domain pair as a test split, encoded with the data's sentencepiece model and
+    binarized with its dictionaries (made once)."""
+    bin_dir = args.work_dir / "ood" / "bin"
+    if (bin_dir / "manifest.json").exists():
+        return bin_dir
+    manifest = read_manifest(args.data) or {}
+    spm_model = Path(manifest.get("sentencepiece_model") or "")
+    spm_model = spm_model if spm_model.is_absolute() or spm_model.is_file() else REPO_ROOT / spm_model
+    pieces = load_sentencepiece(spm_model)
+    text_dir = args.work_dir / "ood" / "text"
+    text_dir.mkdir(parents=True, exist_ok=True)
+    for side, path in (("en", args.ood_source), ("de", args.ood_reference)):
+        lines = read_lines(path, allow_empty_lines=False)
+        (text_dir / f"test.spm.{side}").write_text("".join(" ".join(pieces.encode(line, out_type=str)) + "\n"
+                                                            for line in lines), encoding="utf-8")
+    staging = bin_dir.with_name("bin.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    run_fairseq("fairseq-preprocess", ["--source-lang", "en", "--target-lang", "de", "--testpref",
+                                       text_dir / "test.spm", "--srcdict", args.data / "dict.en.txt", "--tgtdict",
+                                       args.data / "dict.de.txt", "--destdir", staging, "--workers", 1])
+    shutil.copyfile(args.data / "manifest.json", staging / "manifest.json")
+    os.replace(staging, bin_dir)
+    return bin_dir
 
 
 def bleu_at(series: list[dict], minutes: float) -> float | None:
@@ -198,6 +236,11 @@ def markdown(results: dict) -> str:
         reach = results["minutes_to_reach"][system]
         lines.append(f"| {system} | " + " | ".join(f"{point['valid_bleu']:.2f}" for point in points)
                      + f" | {points[-1]['updates']} | {'not reached' if reach is None else f'{reach:.1f}'} |")
+    if results["out_of_domain"]:
+        lines += ["", f"Out of domain ({results['out_of_domain_source']}), the last checkpoints:", "",
+                  "| system | BLEU | sentences |", "|---|---|---|"]
+        lines += [f"| {system} | {score['bleu']:.2f} | {score['sentences']} |"
+                  for system, score in results["out_of_domain"].items()]
     lines += ["", f"sacreBLEU signature: {results['signature']}"]
     return "\n".join(lines) + "\n"
 
@@ -212,11 +255,20 @@ def main(argv=None) -> int:
             points = []
             for minutes in tqdm(times, desc=system, leave=False):
                 checkpoint = train_until(system, minutes, args)
-                score = valid_bleu(system, checkpoint, args, references)
+                score = decoded_bleu(system, checkpoint, args.data, args.valid_subset, references,
+                                     args.valid_subset, args)
                 signature, sentences = score["signature"], score["sentences"]
                 points.append({"minutes": minutes, **progress_of(checkpoint), "valid_bleu": score["bleu"],
                                "checkpoint": str(checkpoint)})
             series[system] = points
+        out_of_domain = {}
+        if args.ood_source.is_file() and args.ood_reference.is_file():
+            ood_data, ood_references = binarize_out_of_domain(args), read_lines(args.ood_reference)
+            for system, points in series.items():
+                score = decoded_bleu(system, Path(points[-1]["checkpoint"]), ood_data, "test", ood_references,
+                                     "ood", args)
+                out_of_domain[system] = {"bleu": score["bleu"], "sentences": score["sentences"],
+                                         "minutes": points[-1]["minutes"]}
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -224,7 +276,8 @@ def main(argv=None) -> int:
     results = {"machine": machine(), "minutes": args.minutes, "interval": args.interval,
                "snapshot_minutes": times, "bar_minutes": args.bar_minutes, "bar": bar, "size": args.size,
                "max_tokens": args.max_tokens, "valid_subset": args.valid_subset, "valid_sentences": sentences,
-               "series": series, "signature": signature,
+               "series": series, "signature": signature, "out_of_domain": out_of_domain,
+               "out_of_domain_source": str(args.ood_source) if out_of_domain else None,
                "minutes_to_reach": {system: None if bar is None else minutes_to_reach(points, bar)
                                     for system, points in series.items()}}
     write_results(args.out, results, markdown(results))

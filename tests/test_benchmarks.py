@@ -36,7 +36,11 @@ def test_compare_systems_trains_decodes_sweeps_and_writes_its_tables(small_corpu
 @pytest.mark.slow
 def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_system(small_corpus, tmp_path):
     out, work = tmp_path / "results" / "curves", tmp_path / "work"
+    for side in ("en", "de"):  # out of domain: here 20 test sentences stand in for newstest2014
+        lines = (small_corpus / "text" / f"test.{side}").read_text(encoding="utf-8").splitlines()[:20]
+        (tmp_path / f"ood.{side}").write_text("\n".join(lines) + "\n", encoding="utf-8")
     command = [sys.executable, REPO_ROOT / "benchmarks" / "learning_curves.py", "--data", small_corpus / "bin",
+               "--ood-source", tmp_path / "ood.en", "--ood-reference", tmp_path / "ood.de",
                "--valid-reference", small_corpus / "text" / "valid.de", "--systems", "diffuser", "--size", "tiny",
                "--minutes", "0.2", "--interval", "0.1", "--bar-minutes", "0.15", "--max-tokens", "2000",
                "--num-workers", "0", "--work-dir", work, "--out", out]
@@ -54,6 +58,8 @@ def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_sy
         assert 0 < points[0]["updates"] < points[1]["updates"]
         assert all(0 <= point["valid_bleu"] <= 100 for point in points)
     assert results["valid_sentences"] == 100
+    assert {system: score["sentences"] for system, score in results["out_of_domain"].items()} == {
+        "transformer": 20, "diffuser": 20}
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| diffuser |" in out.with_suffix(".md").read_text()
     again = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
