@@ -42,7 +42,7 @@ from benchmarks.common import PARAMS_PATTERN, machine, write_results  # noqa: E4
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, SYSTEMS, run_arguments  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
-from diffuser_mt.metrics import corpus_bleu  # noqa: E402
+from diffuser_mt.metrics import corpus_bleu, paired_bootstrap  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
 SPEED_PATTERN = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
@@ -72,6 +72,12 @@ DECODERS = {
     "D3PM absorbing, 20 steps": Decoder("d3pm", ["--decode-steps", "20"]),
 }
 BASELINE = "transformer, beam 5"
+# the BLEU comparisons the targets and the README state: (system row, baseline row), each with sacreBLEU's
+# paired bootstrap resampling (1,000 samples)
+COMPARISONS = [("DiffusER, random start, greedy, 12 steps", "transformer, beam 5"),
+               ("DiffusER, random start, 2D beam b=5 r=3, 12 steps", "transformer, beam 5"),
+               ("DiffusER + AR bootstrap, greedy, 12 steps", "transformer, beam 5"),
+               ("DiffusER, random start, 2D beam b=5 r=3, 12 steps", "levenshtein_transformer, 9 iterations")]
 # the paper's Table 1 (WMT'14 En-De, GPUs): BLEU of the rows it has
 PAPER_BLEU = {"transformer, beam 5": 27.3, "levenshtein_transformer, 9 iterations": 23.7,
               "DiffusER, random start, 2D beam b=5 r=3, 12 steps": 27.2,
@@ -218,20 +224,38 @@ def plot_sweep(points: list[dict], path: Path) -> None:
     os.replace(partial, path)
 
 
-def targets(rows: dict, training: dict) -> list[tuple[str, bool, str]]:
-    """The issue's targets: (statement, met, measured)."""
+def significance(rows: dict, references: list[str], seed: int) -> list[dict]:
+    """COMPARISONS between decoded rows: both BLEU scores, the difference, its bootstrap 95% interval
+    half-widths and the paired bootstrap p-value (``diffuser_mt.metrics.paired_bootstrap``)."""
+    results = []
+    for system, baseline in COMPARISONS:
+        if system in rows and baseline in rows:
+            hypotheses = [read_hypotheses(REPO_ROOT / rows[name]["output"], prefix="D") for name in (baseline, system)]
+            test = paired_bootstrap(*hypotheses, references, seed=seed)
+            results.append({"system": system, "baseline": baseline, "bleu": test["bleu"],
+                            "baseline_bleu": test["baseline_bleu"], "difference": test["bleu"] - test["baseline_bleu"],
+                            "ci": test["ci"], "baseline_ci": test["baseline_ci"], "p_value": test["p_value"]})
+    return results
+
+
+def targets(rows: dict, training: dict, tests: list[dict]) -> list[tuple[str, bool, str]]:
+    """The issue's targets: (statement, met, measured); BLEU comparisons with their paired bootstrap p-value."""
     def bleu(name):
         return rows[name]["bleu"] if name in rows else None
+
+    def p_value(system, baseline):
+        found = [test["p_value"] for test in tests if (test["system"], test["baseline"]) == (system, baseline)]
+        return f" (p {found[0]:.3f})" if found and found[0] is not None else ""
 
     checks = []
     greedy, levt = "DiffusER, random start, greedy, 12 steps", "levenshtein_transformer, 9 iterations"
     boot, beam2d = "DiffusER + AR bootstrap, greedy, 12 steps", "DiffusER, random start, 2D beam b=5 r=3, 12 steps"
     if bleu(beam2d) is not None and bleu(levt) is not None:
         checks.append(("DiffusER (2D beam) >= LevT + 3 BLEU", bleu(beam2d) >= bleu(levt) + 3,
-                       f"{bleu(beam2d):.2f} vs {bleu(levt):.2f}"))
+                       f"{bleu(beam2d):.2f} vs {bleu(levt):.2f}{p_value(beam2d, levt)}"))
     if bleu(boot) is not None:
         checks.append(("DiffusER + AR bootstrap >= AR + 1 BLEU", bleu(boot) >= bleu(BASELINE) + 1,
-                       f"{bleu(boot):.2f} vs {bleu(BASELINE):.2f}"))
+                       f"{bleu(boot):.2f} vs {bleu(BASELINE):.2f}{p_value(boot, BASELINE)}"))
     if greedy in rows:
         ratio = rows[greedy]["decode_ratio_to_ar"]
         checks.append(("DiffusER greedy decoding >= 1.0x AR beam-5 sentences/s", ratio >= 1.0, f"{ratio:.2f}x"))
@@ -266,6 +290,12 @@ def markdown(results: dict) -> str:
                   "| decoding seconds | " + " | ".join(f"{p['decode_seconds']:.1f}" for p in sweep) + " |",
                   "| paper, WMT'14, 2D beam (Fig. 4) | "
                   + " | ".join(str(PAPER_STEP_BLEU.get(p["steps"], "")) for p in sweep) + " |"]
+    if results.get("significance"):
+        lines += ["", "| comparison (paired bootstrap, 1,000 samples) | BLEU | baseline | difference | p |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {test['system']} vs {test['baseline']} | {test['bleu']:.2f} (+-{test['ci']:.2f}) | "
+                  f"{test['baseline_bleu']:.2f} (+-{test['baseline_ci']:.2f}) | {test['difference']:+.2f} | "
+                  f"{test['p_value']:.4f} |" for test in results["significance"]]
     lines += ["", "| target | met | measured |", "|---|---|---|"]
     lines += [f"| {statement} | {'yes' if met else '**no**'} | {measured} |"
               for statement, met, measured in results["targets"]]
@@ -304,7 +334,8 @@ def main(argv=None) -> int:
         "rows": rows,
         "step_sweep": sweep,
     }
-    results["targets"] = targets(rows, training)
+    results["significance"] = significance(rows, references, args.seed)
+    results["targets"] = targets(rows, training, results["significance"])
     write_results(args.out, results, markdown(results))
     return 0
 

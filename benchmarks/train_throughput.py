@@ -14,7 +14,8 @@ peak resident set.
 DiffusER is measured in three layouts: ``diffuser`` (the arch's defaults: one
 shared encoder and a 1-layer tagger decoder), ``diffuser_shared_encoder`` (shared
 encoder, tagger as deep as the generator) and ``diffuser_separate`` (the
-paper's two full encoder-decoder models).
+paper's two full encoder-decoder models). ``diffuser_rollin`` is the default layout with
+``--rollin-prob 0.5`` (the criterion's second pass on the roll-in rows).
 
 The corruption share: the time the data loader spends building DiffusER
 examples (``EditCorruptionDataset.__getitem__``: corruption, tags, canvas) per
@@ -45,7 +46,8 @@ from fairseq_plugins.models.cpu_sizes import SIZES as ARCH_SIZES  # noqa: E402
 
 # DiffusER layouts measured beside the arch's defaults, both with the tagger as deep as the generator
 DIFFUSER_LAYOUTS = {"diffuser_shared_encoder": "--share-encoder", "diffuser_separate": "--no-share-encoder"}
-MEASURED = (*SYSTEMS, *DIFFUSER_LAYOUTS)
+# and DiffusER trained on its own sampled fills half the time (the cost of roll-in per update)
+MEASURED = (*SYSTEMS, *DIFFUSER_LAYOUTS, "diffuser_rollin")
 
 
 def measured_recipe(system: str, size: str) -> Recipe:

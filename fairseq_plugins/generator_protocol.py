@@ -22,3 +22,10 @@ def hypothesis(tokens: torch.Tensor, positional_scores: torch.Tensor) -> dict:
     """A fairseq hypothesis of ``tokens`` (ending in eos) scored by the mean of its ``positional_scores``."""
     return {"tokens": tokens, "score": positional_scores.mean().item(), "positional_scores": positional_scores,
             "alignment": None}
+
+
+def refuse_prefix_constraints(prefix_allowed_tokens_fn, generator: str) -> None:
+    """fairseq's hub interface may pass a left-to-right constraint; these non-autoregressive decoders have none."""
+    if prefix_allowed_tokens_fn is not None:
+        raise ValueError(f"the {generator} generator does not support prefix_allowed_tokens_fn (it does not decode "
+                         "left to right)")

@@ -31,6 +31,13 @@ def test_compare_systems_trains_decodes_sweeps_and_writes_its_tables(small_corpu
     assert (out.parent / "step_sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = out.with_suffix(".md").read_text()
     assert "| DiffusER + AR bootstrap, greedy, 12 steps |" in table and "DiffusER training >= 0.7x" in table
+    tests = {(test["system"], test["baseline"]): test for test in results["significance"]}
+    assert set(tests) == {("DiffusER, random start, greedy, 12 steps", "transformer, beam 5"),
+                          ("DiffusER, random start, 2D beam b=5 r=3, 12 steps", "transformer, beam 5"),
+                          ("DiffusER + AR bootstrap, greedy, 12 steps", "transformer, beam 5")}  # no LevT here
+    assert all(0 <= test["p_value"] <= 1 and test["difference"] == test["bleu"] - test["baseline_bleu"]
+               for test in tests.values())
+    assert "| comparison (paired bootstrap, 1,000 samples) |" in table
 
 
 @pytest.mark.slow

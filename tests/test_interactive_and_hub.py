@@ -146,3 +146,8 @@ def test_hub_moves_to_a_device_like_fairseqs(hub):
     import torch
 
     assert hub.to(torch.device("cpu")).device == torch.device("cpu")
+
+
+def test_hub_refuses_a_left_to_right_constraint(hub):
+    with pytest.raises(ValueError, match="prefix_allowed_tokens_fn"):
+        hub.generate([hub.encode("The house.")], prefix_allowed_tokens_fn=lambda batch, prefix: [])

@@ -18,6 +18,7 @@ from fairseq.tasks import register_task
 from diffuser_mt.d3pm_sampling import DECODING_MODES, DecodeConfig
 from fairseq_plugins.complete_batching import CompletelyBatched
 from fairseq_plugins.d3pm_generator import D3PMGenerator
+from fairseq_plugins.generator_protocol import refuse_prefix_constraints
 from fairseq_plugins.tasks.language_pair_task import (LanguagePairConfig, LanguagePairTask, check_decode_steps,
                                                       core_config, strided_decode_steps)
 
@@ -71,6 +72,7 @@ class D3PMTask(LanguagePairTask):
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The D3PM sampler. ``args`` may override the task's decoding options of the same names, e.g.
         '{"decode_steps": 4}'."""
+        refuse_prefix_constraints(prefix_allowed_tokens_fn, "d3pm")
         config = decode_config(self.decoding_options(args))
         for model in models:
             check_decode_steps(model.transition.num_steps, config.steps)

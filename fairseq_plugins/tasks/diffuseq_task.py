@@ -18,6 +18,7 @@ from fairseq.tasks import register_task
 from diffuser_mt.diffuseq_diffusion import VARIANCES, DecodeConfig
 from fairseq_plugins.complete_batching import CompletelyBatched
 from fairseq_plugins.diffuseq_generator import DiffuSeqGenerator
+from fairseq_plugins.generator_protocol import refuse_prefix_constraints
 from fairseq_plugins.tasks.language_pair_task import (LanguagePairConfig, LanguagePairTask, check_decode_steps,
                                                       core_config, strided_decode_steps)
 
@@ -73,6 +74,7 @@ class DiffuSeqTask(LanguagePairTask):
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The DiffuSeq sampler. ``args`` may override the task's decoding options of the same names, e.g.
         '{"decode_steps": 20}'."""
+        refuse_prefix_constraints(prefix_allowed_tokens_fn, "diffuseq")
         config = decode_config(self.decoding_options(args))
         for model in models:
             check_decode_steps(model.schedule.num_steps, config.steps)

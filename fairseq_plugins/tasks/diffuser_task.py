@@ -25,6 +25,7 @@ from diffuser_mt.start_states import INIT_MODES, StartSettings, read_init_hypoth
 from diffuser_mt.textio import InputError
 from fairseq_plugins.diffuser_generator import DiffuserGenerator
 from fairseq_plugins.edit_dataset import EditCorruptionDataset
+from fairseq_plugins.generator_protocol import refuse_prefix_constraints
 from fairseq_plugins.tasks.language_pair_task import LanguagePairConfig, LanguagePairTask, core_config
 
 SENTINEL_FORMAT = "<span:{}>"
@@ -176,6 +177,7 @@ class DiffuserTask(LanguagePairTask):
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The edit decoder. ``args`` (fairseq's generation options, or --eval-bleu-args during training)
         may override the task's decoding options of the same names, e.g. '{"decode_steps": 4}'."""
+        refuse_prefix_constraints(prefix_allowed_tokens_fn, "diffuser")
         options = self.decoding_options(args)
         mode = resolve_start_mode(str(options.pop("init_mode")), self.corpus_task)
         if mode == "file" and self.init_tokens is None:
