@@ -8,8 +8,8 @@
    beam-5 test output ``generate-test.txt`` is the AR system's hypotheses.
 2. DiffusER ``diffuser_small`` (``data_scripts/train_diffuser.py``, DiffusER's recipe or
    ``--diffuser-recipe``): trained for the same ``--minutes``, decoded from random
-   tokens (greedy, 12 steps). With ``--warm-start`` its generator starts from the
-   AR transformer of step 1 (``--init-generator-from``).
+   tokens (greedy, 12 steps). Its generator starts from the AR transformer of
+   step 1 (``--init-generator-from``; ``--no-warm-start``: from scratch).
 3. DiffusER again, starting from the AR hypotheses (``--init-mode file``).
 4. A table of the three sacreBLEU scores (with the signature), written to
    ``OUT_DIR/results.json``; the edit traces of the first ``--traces`` test
@@ -47,9 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model-size", choices=SIZES, default="small", help="size class of both models")
     parser.add_argument("--diffuser-recipe", choices=train_diffuser.DIFFUSER_RECIPES, default="diffuser",
                         help="DiffusER's recipe or a variant's (data_scripts/recipes.py)")
-    parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=False,
+    parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
                         help="start DiffusER's generator (and shared encoder) from the AR transformer just trained "
-                             "(its checkpoint_best.pt); DiffusER's budget then includes the AR's training")
+                             "(its checkpoint_best.pt), so DiffusER's budget includes the AR's training "
+                             "(--no-warm-start: DiffusER from scratch)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget of each model")
     parser.add_argument("--max-update", type=int, default=0, help="also stop each training here (0: no limit)")
     parser.add_argument("--decode-steps", type=int, default=12, help="DiffusER's reverse steps")
@@ -99,7 +100,8 @@ def main(argv=None) -> int:
              diffuser_options(args, "ar-bootstrap", "--init-mode", "file",
                               "--init-file", args.ar_dir / "generate-test.txt"))
     rows = [("fairseq transformer (AR), beam 5", json.loads((args.ar_dir / "results.json").read_text())),
-            (f"DiffusER, random start, greedy, {args.decode_steps} steps",
+            (f"DiffusER{' (warm-started from the AR)' if args.warm_start else ''}, random start, greedy, "
+             f"{args.decode_steps} steps",
              json.loads((args.diffuser_dir / "results.random-greedy.json").read_text())),
             (f"DiffusER + AR bootstrap, greedy, {args.decode_steps} steps",
              json.loads((args.diffuser_dir / "results.ar-bootstrap.json").read_text()))]
