@@ -61,7 +61,7 @@ def error_line(capsys, argv) -> str:
 @pytest.mark.parametrize("make_bad, words", [
     (lambda d: None, ["3 checkpoints match", "fewer than the 4"]),
     (lambda d: write_checkpoint(d / "checkpoint_3_8.pt", 1.0, 8, extra_key=True), ["checkpoint_2_6.pt", "differ"]),
-    (lambda d: (d / "checkpoint_3_8.pt").write_bytes(b"not a checkpoint"), ["checkpoint_3_8.pt", "not a loadable"]),
+    (lambda d: (d / "checkpoint_3_8.pt").write_bytes(b"junk"), ["checkpoint_3_8.pt", "not a torch checkpoint"]),
 ])
 def test_bad_inputs_are_one_line_and_write_nothing(capsys, checkpoints, make_bad, words):
     make_bad(checkpoints)
