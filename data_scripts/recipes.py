@@ -95,6 +95,8 @@ RECIPES = {
     "diffuser": DIFFUSER,
     # half the examples trained again on the generator's own sampled fills (benchmarks/refinement.py measures it)
     "diffuser_rollin": DIFFUSER.with_options({"--rollin-prob": 0.5}),
+    # the same with sparse errors: 15% of the fill tokens drawn, the others gold
+    "diffuser_rollin_sparse": DIFFUSER.with_options({"--rollin-prob": 0.5, "--rollin-token-share": 0.15}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

@@ -106,9 +106,21 @@ def test_training_with_rollin_and_postedit_pairs_lowers_both_losses(small_corpus
     assert float(records[0]["rollin_edit_share"]) > 0.0  # an untrained generator's fills are mostly wrong
 
 
+def test_a_small_rollin_token_share_gives_sparse_errors(small_corpus, tmp_path):
+    def edit_share(token_share):
+        result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "4",
+                         "--rollin-prob", "1", "--rollin-token-share", token_share, "--save-dir", tmp_path / token_share,
+                         "--log-format", "json", "--log-interval", "1", "--no-save")
+        return np.mean([float(record["rollin_edit_share"]) for record in json_log(result.stdout, "train_inner")])
+
+    dense, sparse = edit_share("1"), edit_share("0.1")
+    assert dense > 0.5 and sparse < 0.5 * dense, (dense, sparse)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--postedit-prob", "0.5"], "--postedit-prob needs --postedit-file"),
     (["--rollin-prob", "1.5"], "--rollin-prob must lie in [0, 1]"),
+    (["--rollin-prob", "0.5", "--rollin-token-share", "0"], "--rollin-token-share must lie in (0, 1]"),
 ])
 def test_bad_hypothesis_training_options_stop_with_one_line(small_corpus, tmp_path, extra, message):
     result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "1",

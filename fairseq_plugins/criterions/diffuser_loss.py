@@ -10,7 +10,10 @@ generator's teacher-forced distribution at every gold fill token, the fills so
 written give the model's own hypothesis x̂ (``diffuser_mt.rollin``), and a
 second forward pass trains tagger and generator on the edits from x̂ back to
 x_0. Both passes' terms are summed into the same means; ``rollin_edit_share``
-logs the share of the rolled-in tags that are not KEEP.
+logs the share of the rolled-in tags that are not KEEP. With
+``--rollin-token-share S`` < 1 only a random share S of the fill tokens take the
+drawn token (the others keep the gold one): sparse, plausible errors in an
+otherwise correct hypothesis, the regime of a post-editor.
 """
 
 import math
@@ -32,14 +35,21 @@ from fairseq_plugins.edit_dataset import collate_examples, example_tensors
 class DiffuserLossConfig(FairseqDataclass):
     label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the generator's CE"})
     tagger_weight: float = field(default=1.0, metadata={"help": "weight of the tagger's CE in the loss"})
+    rollin_token_share: float = field(
+        default=1.0, metadata={"help": "roll-in (the task's --rollin-prob): the share of fill tokens that take the "
+                                       "generator's drawn token, the others keep the gold token (1: all drawn; "
+                                       "small values give sparse errors)"})
 
 
 @register_criterion("diffuser_loss", dataclass=DiffuserLossConfig)
 class DiffuserLoss(FairseqCriterion):
-    def __init__(self, task, label_smoothing, tagger_weight):
+    def __init__(self, task, label_smoothing, tagger_weight, rollin_token_share=1.0):
         super().__init__(task)
+        if not 0.0 < rollin_token_share <= 1.0:
+            raise SystemExit(f"error: --rollin-token-share must lie in (0, 1], got {rollin_token_share}")
         self.label_smoothing = label_smoothing
         self.tagger_weight = tagger_weight
+        self.rollin_token_share = rollin_token_share
 
     def forward(self, model, sample, reduce=True):
         net_input = sample["net_input"]
@@ -93,11 +103,14 @@ class DiffuserLoss(FairseqCriterion):
     def rollin_batch(self, sample, draws) -> dict:
         """The batch of roll-in examples of the flagged rows: the model's hypotheses edited back to x_0.
 
-        A drawn token the generator may not write (a special symbol or sentinel) keeps the gold token.
+        A drawn token the generator may not write (a special symbol or sentinel) keeps the gold token, and so
+        does each token outside the ``rollin_token_share`` drawn (torch's generator, which fairseq seeds per update).
         """
         task, ids = self.task, self.task.special_ids
-        fillable = task.fillable.to(draws.device)
-        draws = torch.where(fillable[draws], draws, sample["generator_target"])
+        taken = task.fillable.to(draws.device)[draws]
+        if self.rollin_token_share < 1.0:
+            taken &= torch.rand(draws.shape, device=draws.device) < self.rollin_token_share
+        draws = torch.where(taken, draws, sample["generator_target"])
         rows = sample["rollin"].nonzero().squeeze(1)
         items = []
         for row in rows.tolist():
