@@ -163,16 +163,23 @@ def train(system: str, args: argparse.Namespace) -> dict:
     return stats
 
 
+def generate_command(system: str, checkpoint: Path, data: Path, split: str, options: list,
+                     args: argparse.Namespace) -> list:
+    """fairseq-generate of ``system``'s checkpoint on ``split`` with decoder ``options``, as every benchmark
+    decodes: subwords removed, every sentence kept (fairseq's own tasks would drop some otherwise), length cap
+    1.2 x source + 10, CPU, ``args.batch_size`` and ``args.seed``."""
+    return [fairseq_executable("fairseq-generate"), data, "--user-dir", USER_DIR, "--task", RECIPES[system].task,
+            "--path", checkpoint, "--gen-subset", split, *options, "--post-process", "sentencepiece",
+            "--batch-size", args.batch_size, "--required-batch-size-multiple", 1, "--max-len-a", 1.2,
+            "--max-len-b", 10, "--cpu", "--seed", args.seed]
+
+
 def decode(name: str, options: list, system: str, args: argparse.Namespace, references: list[str]) -> dict:
     """Decode the test split with fairseq-generate; BLEU, speed and peak memory."""
     save_dir = args.work_dir / system
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     output = save_dir / f"generate-test.{slug}.txt"
-    command = [fairseq_executable("fairseq-generate"), args.data, "--user-dir", USER_DIR,
-               "--task", RECIPES[system].task, "--path", save_dir / "checkpoint_best.pt", "--gen-subset", "test",
-               *options, "--post-process", "sentencepiece", "--batch-size", args.batch_size,
-               "--required-batch-size-multiple", "1", "--max-len-a", "1.2", "--max-len-b", "10",
-               "--cpu", "--seed", args.seed]
+    command = generate_command(system, save_dir / "checkpoint_best.pt", args.data, "test", options, args)
     if RECIPES[system].task == "diffuser":
         command += ["--init-spm-model", args.spm_model]
     peak = run_measured(command, output)

@@ -36,9 +36,9 @@ sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa:
 
 import fairseq_plugins  # noqa: E402,F401  (the checkpoint allow-list, for torch.load below)
 from benchmarks.common import machine, write_results  # noqa: E402
-from benchmarks.compare_systems import DECODERS, PAPER_BLEU, run_measured  # noqa: E402
+from benchmarks.compare_systems import DECODERS, PAPER_BLEU, generate_command, run_measured  # noqa: E402
 from data_scripts.corpus_build import load_sentencepiece  # noqa: E402
-from data_scripts.fairseq_tools import USER_DIR, fairseq_executable, run_fairseq  # noqa: E402
+from data_scripts.fairseq_tools import fairseq_executable, run_fairseq  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, run_arguments  # noqa: E402
 from diffuser_mt.data_manifest import read_manifest  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
@@ -129,13 +129,7 @@ def decoded_bleu(system: str, checkpoint: Path, data: Path, split: str, referenc
     kept)."""
     output = checkpoint.with_name(f"{checkpoint.stem}.generate-{name}.txt")
     if not output.exists():
-        decoder = DECODERS[CURVE_DECODERS[system]]
-        command = [fairseq_executable("fairseq-generate"), data, "--user-dir", USER_DIR,
-                   "--task", RECIPES[system].task, "--path", checkpoint, "--gen-subset", split,
-                   *decoder.options,
-                   "--post-process", "sentencepiece", "--batch-size", args.batch_size,
-                   "--required-batch-size-multiple", 1,  # fairseq's own tasks would drop sentences otherwise
-                   "--max-len-a", "1.2", "--max-len-b", "10", "--cpu", "--seed", args.seed]
+        command = generate_command(system, checkpoint, data, split, DECODERS[CURVE_DECODERS[system]].options, args)
         partial = output.with_name(output.name + ".partial")
         run_measured(command, partial)
         os.replace(partial, output)
