@@ -109,8 +109,8 @@ def test_training_with_rollin_and_postedit_pairs_lowers_both_losses(small_corpus
 def test_a_small_rollin_token_share_gives_sparse_errors(small_corpus, tmp_path):
     def edit_share(token_share):
         result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "4",
-                         "--rollin-prob", "1", "--rollin-token-share", token_share, "--save-dir", tmp_path / token_share,
-                         "--log-format", "json", "--log-interval", "1", "--no-save")
+                         "--rollin-prob", "1", "--rollin-token-share", token_share, "--save-dir",
+                         tmp_path / token_share, "--log-format", "json", "--log-interval", "1", "--no-save")
         return np.mean([float(record["rollin_edit_share"]) for record in json_log(result.stdout, "train_inner")])
 
     dense, sparse = edit_share("1"), edit_share("0.1")
