@@ -28,11 +28,18 @@ def demo(small_corpus, tmp_path_factory):
     return out, result, interrupted
 
 
+def restore_ctrl_c() -> None:
+    """Ctrl-C's default action in the child, as in a terminal: a job started in the background of a
+    non-interactive shell (``nohup make test &``) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_once_training(command: list[str], env: dict) -> tuple[int, str]:
     """(exit status, stderr) of ``command`` sent Ctrl-C (SIGINT to its process group, as a terminal does) two
     seconds after it starts fairseq-train."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=restore_ctrl_c)
     lines = []
     for line in process.stderr:
         lines.append(line)
