@@ -7,9 +7,9 @@ interpreter shuts down aborts the process: "terminate called without an active e
 134, after a training that succeeded. DiffusER's batches (corruption in Python) take long enough to build
 that about one run in three ended so.
 
-``install_clean_exit`` makes each consumer check a stop flag before it fetches the next batch, and registers
-an exit handler that raises the flag, empties the consumers' queues (a consumer waiting to put a batch
-would never look at the flag) and waits until they have stopped.
+``install_clean_exit`` cuts each consumer's source off once a stop flag is set (fairseq's own loop then ends
+as at the end of an epoch), and registers an exit handler that raises the flag, empties the consumers'
+queues (a consumer waiting to put a batch would never look at the flag) and waits until they have stopped.
 """
 from __future__ import annotations
 
@@ -23,23 +23,20 @@ from fairseq.data import iterators
 STOPPING = threading.Event()
 
 
-def _run_until_stopped(self) -> None:
-    """``BackgroundConsumer.run`` that also ends when ``STOPPING`` is set (between two batches)."""
-    if self.cuda_device is not None:
-        import torch
+def _until_stopped(batches):
+    """``batches`` until ``STOPPING`` is set (checked between two batches)."""
+    for batch in batches:
+        if STOPPING.is_set():
+            return
+        yield batch
 
-        torch.cuda.set_device(self.cuda_device)
-    try:
-        for item in self._source:
-            if STOPPING.is_set():
-                return
-            self._queue.put(item)
-            self.count += 1
-            if self._max_len is not None and self.count >= self._max_len:
-                break
-        self._queue.put(iterators._sentinel)
-    except Exception as err:  # handed to the training loop, as fairseq's own consumer does
-        self._queue.put(err)
+
+_fairseq_consumer_init = iterators.BackgroundConsumer.__init__
+
+
+def _consumer_init_until_stopped(self, batch_queue, source, max_len, cuda_device):
+    """fairseq's ``BackgroundConsumer.__init__`` with its source cut off once ``STOPPING`` is set."""
+    _fairseq_consumer_init(self, batch_queue, _until_stopped(source), max_len, cuda_device)
 
 
 def stop_background_consumers(timeout: float = 30.0) -> list[threading.Thread]:
@@ -60,6 +57,6 @@ def stop_background_consumers(timeout: float = 30.0) -> list[threading.Thread]:
 
 def install_clean_exit() -> None:
     """Patch fairseq's consumer to honour the stop flag and stop the consumers at exit; idempotent."""
-    if iterators.BackgroundConsumer.run is not _run_until_stopped:
-        iterators.BackgroundConsumer.run = _run_until_stopped
+    if iterators.BackgroundConsumer.__init__ is not _consumer_init_until_stopped:
+        iterators.BackgroundConsumer.__init__ = _consumer_init_until_stopped
         atexit.register(stop_background_consumers)
