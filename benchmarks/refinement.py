@@ -8,9 +8,11 @@
    ``--decode-steps`` (12) and the edit history; the output after k steps is
    read off the history for every k (the decoder has no notion of the step
    count, so a k-step decode is the first k steps of a longer one, and a
-   sentence that stopped early has reached a fixed point). Reported: BLEU
+   sentence that stopped early has reached a fixed point). With
+   ``--remask-share`` the re-edit schedule depends on the step count, so
+   each k is then a decode of its own (same start states). Reported: BLEU
    after 1, 2, 4, 8, 12 steps and the share of sentences that the steps after
-   the first change.
+   the first change (in the longest decode).
 2. AR bootstrap: DiffusER starting from the AR system's test hypotheses
    (``--init-mode file``) and the paper's own ``--init-mode ar``, each against
    the AR hypotheses with sacreBLEU's paired bootstrap resampling (p-value),
@@ -48,28 +50,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def decode(args: argparse.Namespace, name: str, *options) -> Path:
-    """fairseq-generate --task diffuser on the test split with the edit history; returns the output file."""
+def decode(args: argparse.Namespace, name: str, *options, steps: int | None = None) -> Path:
+    """fairseq-generate --task diffuser on the test split with the edit history (``steps``, default
+    --decode-steps); returns the output file."""
     output = args.out_dir / f"refinement_generate.{args.name}.{name}.txt"
     run_fairseq("fairseq-generate", [
         args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
-        "--decode-steps", args.decode_steps, "--print-edit-history", "--bpe", "sentencepiece",
+        "--decode-steps", steps or args.decode_steps, "--print-edit-history", "--bpe", "sentencepiece",
         "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
         "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
-        "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed, *options,
+        "--remask-share", args.remask_share, "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed,
+        *options,
     ], stdout_path=output)
     return output
 
 
-def step_sweep(output: Path, references: list[str]) -> dict:
-    """BLEU after each of SWEEP_STEPS steps and the share of sentences the steps after the first change."""
+def ordered_traces(output: Path, references: list[str]) -> list:
+    """The edit history of every test sentence, in order."""
     traces = parse_history_lines(read_lines(output))
     if sorted(traces) != list(range(len(references))):
         raise InputError(f"{output}: edit histories for {len(traces)} of {len(references)} sentences")
-    ordered = [traces[i] for i in range(len(references))]
+    return [traces[i] for i in range(len(references))]
+
+
+def step_sweep(outputs: dict[int, Path], references: list[str]) -> dict:
+    """BLEU after each of SWEEP_STEPS steps and the share of sentences the steps after the first change.
+
+    ``outputs`` maps a step count to its decode; a count without one is read off the longest decode's history.
+    """
+    ordered = ordered_traces(outputs[max(outputs)], references)
     bleu = {}
     for steps in SWEEP_STEPS:
-        texts = [detokenize(trace[min(steps, len(trace)) - 1].result()) for trace in ordered]
+        traces = ordered_traces(outputs[steps], references) if steps in outputs else ordered
+        texts = [detokenize(trace[min(steps, len(trace)) - 1].result()) for trace in traces]
         bleu[str(steps)] = corpus_bleu(texts, references)["bleu"]
     return {"bleu": bleu, "changed_after_step_1": sum(map(changed_after, ordered)) / len(ordered),
             "mean_steps_run": sum(map(len, ordered)) / len(ordered)}
@@ -108,7 +121,11 @@ def main(argv=None) -> int:
         ar = read_lines(args.ar_hypotheses)
         if len(ar) != len(references):
             raise InputError(f"{args.ar_hypotheses}: {len(ar)} hypotheses for {len(references)} references")
-        sweep = step_sweep(decode(args, "random", "--init-mode", "random"), references)
+        sweep_outputs = {args.decode_steps: decode(args, "random", "--init-mode", "random")}
+        if args.remask_share > 0:
+            sweep_outputs.update({steps: decode(args, f"random{steps}", "--init-mode", "random", steps=steps)
+                                  for steps in SWEEP_STEPS if steps != args.decode_steps})
+        sweep = step_sweep(sweep_outputs, references)
         bootstrap = {
             "AR hypotheses (--init-mode file)": bootstrap_row(
                 decode(args, "file", "--init-mode", "file", "--init-file", args.ar_hypotheses,

@@ -23,10 +23,18 @@ locked token is never deleted or replaced, and nothing is inserted between two
 tokens of the same locked span. Locks follow their tokens through the edits;
 tokens written by the generator are free.
 
+Confidence re-editing (``remask_share`` > 0, ``diffuser_mt.confidence``): on
+top of the tagger's edits, each step tags REPLACE a linearly decaying number
+of the tokens the generator itself is least sure of (Mask-Predict's schedule),
+so the generator rewrites them seeing the text on both sides. The schedule
+depends on the step count N: a k-step decode is then not the first k steps of
+a longer one.
+
 With ``stop_when_unchanged`` (the default) a sentence stops once a step tags
 every position KEEP for all its hypotheses. This is exact: the texts and their
-scores are then a fixed point of the (deterministic) tagger, so the remaining
-steps would return the same hypotheses; only the history has no no-op steps.
+scores are then a fixed point of the (deterministic) tagger, and the re-edit
+count never grows, so the remaining steps would return the same hypotheses;
+only the history has no no-op steps.
 
 Returned hypotheses are ordered by their last step's score, as the paper's 2D
 beam keeps them. After the last step the tagger scores the final texts once
@@ -44,9 +52,10 @@ import numpy as np
 import torch
 
 from diffuser_mt.canvas import build_canvas
+from diffuser_mt.confidence import remask_count, remask_tags, token_confidences
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
-from diffuser_mt.span_filling import FillCandidate, FillRequest, TokenSearch, fill_spans
+from diffuser_mt.span_filling import FREE_LENGTH, FillCandidate, FillRequest, TokenSearch, fill_spans
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,8 @@ class DecodeConfig:
     """steps: reverse steps N; token_beam b; revision_beam r (2D beam when > 1); nucleus_p (0 = off);
     max_length: most tokens any x_t may hold; stop_when_unchanged: stop a sentence once a step changes nothing
     (same output, see the module docstring); keep_bias: log-probability added to KEEP before the tags are
-    chosen (> 0: a token is edited only where the tagger is that much surer of an edit)."""
+    chosen (> 0: a token is edited only where the tagger is that much surer of an edit); remask_share: share of
+    x_t re-edited at the first step by confidence, decaying linearly over the steps (0 = off)."""
 
     steps: int = 12
     token_beam: int = 1
@@ -63,6 +73,7 @@ class DecodeConfig:
     max_length: int = 256
     stop_when_unchanged: bool = True
     keep_bias: float = 0.0
+    remask_share: float = 0.0
 
     def __post_init__(self):
         if self.steps < 0:
@@ -73,6 +84,8 @@ class DecodeConfig:
             raise ValueError(f"max length must be >= 1, got {self.max_length}")
         if not math.isfinite(self.keep_bias):
             raise ValueError(f"keep bias must be a finite number, got {self.keep_bias}")
+        if not 0.0 <= self.remask_share <= 1.0:
+            raise ValueError(f"remask share must lie in [0, 1] (0 = off), got {self.remask_share}")
         self.token_search  # validates beam and nucleus
 
     @property
@@ -95,13 +108,18 @@ class EditRecord:
 
 @dataclass
 class Hypothesis:
-    """A decoded text with its edit history; ``keep_log_probs`` (len(tokens)+1, start slot last) after decoding."""
+    """A decoded text with its edit history; ``keep_log_probs`` (len(tokens)+1, start slot last) after decoding.
+
+    ``confidences`` (with ``remask_share``): per token, the generator's log-probability when it wrote the token,
+    or when it scored it (``diffuser_mt.confidence``); NaN for a token it has not judged yet.
+    """
 
     tokens: list[int]
     step_score: float = 0.0
     history: list[EditRecord] = field(default_factory=list)
     keep_log_probs: list[float] | None = None
     locks: list[int] | None = None  # per token: a locked span's id, or FREE
+    confidences: list[float] | None = None
 
     @property
     def score(self) -> float:
@@ -138,10 +156,21 @@ def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int
     return tags
 
 
+def carry_through_edits(values: Sequence, tags: Sequence[int], written: Sequence[Sequence]) -> list:
+    """Per-token values of x_{t-1}: a surviving token keeps its value from ``values`` (one per token of x_t), the
+    tokens of fill k take ``written[k]`` (one per fill token)."""
+    flat = [value for fill in written for value in fill]
+    ids, offset = [], len(values)
+    for fill in written:
+        ids.append(list(range(offset, offset + len(fill))))
+        offset += len(fill)
+    origins = apply_edits(list(range(len(values))), tags, ids)
+    return [values[origin] if origin < len(values) else flat[origin - len(values)] for origin in origins]
+
+
 def carry_locks(locks: Sequence[int], tags: Sequence[int], fills: Sequence[Sequence[int]]) -> list[int]:
     """The locks of x_{t-1}: each surviving token keeps its lock, each written token is FREE."""
-    origins = apply_edits(list(range(len(locks))), tags, [[-1] * len(fill) for fill in fills])
-    return [locks[origin] if origin >= 0 else FREE for origin in origins]
+    return carry_through_edits(locks, tags, [[FREE] * len(fill) for fill in fills])
 
 
 def decode(model: EditModel, start_states: Sequence[Sequence[int]], vocab: DecodeVocabulary, config: DecodeConfig,
@@ -163,22 +192,25 @@ def decode(model: EditModel, start_states: Sequence[Sequence[int]], vocab: Decod
             raise ValueError(f"row {row}: {len(locks[row])} locks for a start state of {len(state)} tokens")
         beams.append([Hypothesis(list(state)[:limit], locks=row_locks)])
     running = set(range(len(beams)))
-    for _ in range(config.steps):
+    for step in range(1, config.steps + 1):
         if not running:
             break
-        beams, changed = _step(model, beams, running, vocab, config, rngs, limits)
+        beams, changed = _step(model, beams, running, vocab, config, rngs, limits, step)
         if config.stop_when_unchanged:
             running -= {row for row in running if not changed[row]}
     _score_final(model, beams)
     return beams
 
 
-def _step(model, beams, running, vocab, config, rngs, limits):
-    """One reverse step of every running row: r*b candidates per row, best r kept."""
+def _step(model, beams, running, vocab, config, rngs, limits, step):
+    """Reverse step ``step`` (1-based) of every running row: r*b candidates per row, best r kept."""
     parents = [(row, hypothesis) for row in sorted(running) for hypothesis in beams[row]]
     tag_log_probs = model.tag_log_probs([row for row, _ in parents], [h.tokens for _, h in parents])
     tag_choices = [choose_tags(log_probs, vocab.max_spans, hypothesis.locks, config.keep_bias)
                    for log_probs, (_, hypothesis) in zip(tag_log_probs, parents)]
+    span_lengths = [()] * len(parents)
+    if config.remask_share > 0:
+        tag_choices, span_lengths = _remask(model, parents, tag_choices, vocab, config, step)
     fill_parents, requests = [], []
     for index, ((row, hypothesis), tags) in enumerate(zip(parents, tag_choices)):
         num_spans = len(edit_spans(tags))
@@ -186,7 +218,8 @@ def _step(model, beams, running, vocab, config, rngs, limits):
             canvas = build_canvas(hypothesis.tokens, tags, vocab.ids.sentinels)
             kept = len(canvas) - num_spans
             fill_parents.append(index)
-            requests.append(FillRequest(row, tuple(canvas), num_spans, max(limits[row] - kept, 0)))
+            requests.append(FillRequest(row, tuple(canvas), num_spans, max(limits[row] - kept, 0),
+                                        span_lengths[index]))
     request_rngs = [rngs[request.row] for request in requests] if rngs is not None else None
     fills_of = dict(zip(fill_parents, fill_spans(model, requests, vocab, config.token_search, request_rngs)))
 
@@ -199,7 +232,13 @@ def _step(model, beams, running, vocab, config, rngs, limits):
             score = (tag_log_prob + fill.log_prob) / (len(tags) + fill.decisions)
             record = EditRecord(tuple(parent.tokens), tuple(tags), fill.fills, score)
             child_locks = carry_locks(parent.locks, tags, fill.fills) if parent.locks is not None else None
-            child = Hypothesis(record.result(), score, parent.history + [record], locks=child_locks)
+            child_confidences = None
+            if config.remask_share > 0:
+                known = parent.confidences or [math.nan] * len(parent.tokens)
+                written = fill.token_log_probs or [[math.nan] * len(f) for f in fill.fills]
+                child_confidences = carry_through_edits(known, tags, written)
+            child = Hypothesis(record.result(), score, parent.history + [record], locks=child_locks,
+                               confidences=child_confidences)
             known = candidates[row].get(tuple(child.tokens))
             if known is None or known.step_score < score:
                 candidates[row][tuple(child.tokens)] = child
@@ -207,6 +246,34 @@ def _step(model, beams, running, vocab, config, rngs, limits):
     for row, by_text in candidates.items():
         new_beams[row] = sorted(by_text.values(), key=lambda h: -h.step_score)[: config.revision_beam]
     return new_beams, changed
+
+
+def _remask(model, parents, tag_choices, vocab, config, step):
+    """The tags with the step's share of the least confident free tokens re-edited (``diffuser_mt.confidence``),
+    and per parent the fill lengths: a span made of re-edited tokens only is refilled one token for one."""
+    tags_out, lengths_out = list(tag_choices), [()] * len(parents)
+    work = []  # (parent index, count, editable, confidences so far)
+    for index, ((_, hypothesis), tags) in enumerate(zip(parents, tag_choices)):
+        count = remask_count(config.remask_share, len(hypothesis.tokens), step, config.steps)
+        locks = hypothesis.locks
+        editable = [(lock == FREE) and tags[i + 1] == Tag.KEEP for i, lock in
+                    enumerate(locks if locks is not None else [FREE] * len(hypothesis.tokens))]
+        if count > 0 and any(editable):
+            work.append((index, count, editable, hypothesis.confidences or [math.nan] * len(hypothesis.tokens)))
+    unjudged = [index for index, _, editable, known in work
+                if any(flag and math.isnan(value) for flag, value in zip(editable, known))]
+    scores = dict(zip(unjudged, token_confidences(model, [parents[i][0] for i in unjudged],
+                                                  [parents[i][1].tokens for i in unjudged], vocab)))
+    for index, count, editable, known in work:
+        if index in scores:
+            known = [float(scores[index][i]) if math.isnan(value) else value for i, value in enumerate(known)]
+            parents[index][1].confidences = known
+        tags = remask_tags(tag_choices[index], torch.tensor(known), count, vocab.max_spans, editable)
+        chosen = {i for i, (before, after) in enumerate(zip(tag_choices[index], tags)) if before != after}
+        tags_out[index] = tags
+        lengths_out[index] = tuple(end - start if kind == Tag.REPLACE and chosen >= set(range(start, end))
+                                   else FREE_LENGTH for kind, start, end in edit_spans(tags))
+    return tags_out, lengths_out
 
 
 def _score_final(model, beams) -> None:

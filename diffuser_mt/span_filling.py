@@ -4,7 +4,9 @@ A fill request is a canvas with K >= 1 span sentinels (``diffuser_mt.canvas``).
 The generator continues ``[bos] + canvas + [S_0]`` token by token; writing
 S_{k+1} ends fill k and eos ends the last fill. The search may only write
 fillable tokens or the current span's terminator, and once the request's
-token budget is spent only the terminator.
+token budget is spent only the terminator. A span of fixed length (a request's
+``span_lengths``) ends after exactly that many tokens, unless the budget runs
+out first.
 
 Searches (the paper's intra-revision level):
 
@@ -46,23 +48,33 @@ class TokenSearch:
             raise ValueError("nucleus sampling and a token beam > 1 exclude each other")
 
 
+FREE_LENGTH = -1  # a span_lengths entry: the generator decides the fill's length
+
+
 @dataclass(frozen=True)
 class FillRequest:
-    """row: source row; canvas: generator canvas with sentinels S_0..S_{K-1}; budget: most fill tokens in all."""
+    """row: source row; canvas: generator canvas with sentinels S_0..S_{K-1}; budget: most fill tokens in all;
+    span_lengths: per span its exact fill length or FREE_LENGTH (empty: every span free)."""
 
     row: int
     canvas: tuple[int, ...]
     num_spans: int
     budget: int
+    span_lengths: tuple[int, ...] = ()
+
+    def span_length(self, span: int) -> int:
+        return self.span_lengths[span] if self.span_lengths else FREE_LENGTH
 
 
 @dataclass(frozen=True)
 class FillCandidate:
-    """fills: one token list per span; log_prob: sum over decisions; decisions: fill tokens + terminators."""
+    """fills: one token list per span; log_prob: sum over decisions; decisions: fill tokens + terminators;
+    token_log_probs: per span, the log-probability of each fill token (same shape as ``fills``)."""
 
     fills: tuple[tuple[int, ...], ...]
     log_prob: float
     decisions: int
+    token_log_probs: tuple[tuple[float, ...], ...] = ()
 
     @property
     def mean_log_prob(self) -> float:
@@ -76,6 +88,8 @@ class _Partial:
     span: int  # index of the span being filled
     fill_tokens: int
     log_prob: float
+    span_tokens: int = 0  # fill tokens of the current span so far
+    token_log_probs: tuple[float, ...] = ()  # one per generated token
 
 
 def fill_spans(model: EditModel, requests: Sequence[FillRequest], vocab: DecodeVocabulary, search: TokenSearch,
@@ -89,6 +103,8 @@ def fill_spans(model: EditModel, requests: Sequence[FillRequest], vocab: DecodeV
     for request in requests:
         if not 1 <= request.num_spans <= vocab.max_spans:
             raise ValueError(f"a fill request needs 1..{vocab.max_spans} spans, got {request.num_spans}")
+        if request.span_lengths and len(request.span_lengths) != request.num_spans:
+            raise ValueError(f"{len(request.span_lengths)} span lengths for {request.num_spans} spans")
     if not requests:
         return []
     ids = vocab.ids
@@ -98,8 +114,11 @@ def fill_spans(model: EditModel, requests: Sequence[FillRequest], vocab: DecodeV
     finished: dict[int, list[FillCandidate]] = {i: [] for i in range(len(requests))}
     while partials:
         terminators = [_terminator(p, requests[p.request], ids) for p in partials]
-        allowed = _allowed_log_probs(log_probs.float(), vocab.fillable, terminators,
-                                     [p.fill_tokens >= requests[p.request].budget for p in partials])
+        lengths = [requests[p.request].span_length(p.span) for p in partials]
+        must_end = [p.fill_tokens >= requests[p.request].budget or p.span_tokens == length
+                    for p, length in zip(partials, lengths)]
+        may_end = [length == FREE_LENGTH or p.span_tokens >= length for p, length in zip(partials, lengths)]
+        allowed = _allowed_log_probs(log_probs.float(), vocab.fillable, terminators, must_end, may_end)
         by_request: dict[int, list[tuple[int, _Partial, torch.Tensor, int]]] = {}
         for index, (partial, row_log_probs, terminator) in enumerate(zip(partials, allowed, terminators)):
             by_request.setdefault(partial.request, []).append((index, partial, row_log_probs, terminator))
@@ -135,12 +154,15 @@ def _terminator(partial: _Partial, request: FillRequest, ids) -> int:
 
 
 def _allowed_log_probs(log_probs: torch.Tensor, fillable: torch.Tensor, terminators: list[int],
-                       budget_spent: list[bool]) -> torch.Tensor:
-    """(N, V) log-probs renormalised over each row's allowed ids; -inf elsewhere."""
+                       must_end: list[bool], may_end: list[bool]) -> torch.Tensor:
+    """(N, V) log-probs renormalised over each row's allowed ids; -inf elsewhere. A row that must end may only
+    write its terminator; one that may not end (and need not) may only write fillable ids."""
     device = log_probs.device
     allowed = fillable.to(device).unsqueeze(0).repeat(len(terminators), 1)
-    allowed[torch.tensor(budget_spent, dtype=torch.bool, device=device)] = False
-    allowed[torch.arange(len(terminators), device=device), torch.tensor(terminators, device=device)] = True
+    allowed[torch.tensor(must_end, dtype=torch.bool, device=device)] = False
+    rows = torch.arange(len(terminators), device=device)
+    ends = torch.tensor([must or may for must, may in zip(must_end, may_end)], dtype=torch.bool, device=device)
+    allowed[rows[ends], torch.tensor(terminators, device=device)[ends]] = True
     return torch.log_softmax(log_probs.masked_fill(~allowed, float("-inf")), dim=-1).cpu()
 
 
@@ -169,16 +191,19 @@ def _sample_nucleus(row_log_probs: torch.Tensor, p: float, rng: np.random.Genera
 def _extend(partial: _Partial, token: int, log_prob: float, terminator: int) -> _Partial:
     ends_span = token == terminator
     return _Partial(partial.request, partial.generated + (token,), partial.span + ends_span,
-                    partial.fill_tokens + (not ends_span), partial.log_prob + log_prob)
+                    partial.fill_tokens + (not ends_span), partial.log_prob + log_prob,
+                    0 if ends_span else partial.span_tokens + 1, partial.token_log_probs + (log_prob,))
 
 
 def _as_candidate(partial: _Partial, ids) -> FillCandidate:
-    fills, current = [], []
+    fills, scores, current, current_scores = [], [], [], []
     terminators = set(ids.sentinels) | {ids.eos}
-    for token in partial.generated:
+    for token, log_prob in zip(partial.generated, partial.token_log_probs):
         if token in terminators:
             fills.append(tuple(current))
-            current = []
+            scores.append(tuple(current_scores))
+            current, current_scores = [], []
         else:
             current.append(token)
-    return FillCandidate(tuple(fills), partial.log_prob, len(partial.generated))
+            current_scores.append(log_prob)
+    return FillCandidate(tuple(fills), partial.log_prob, len(partial.generated), tuple(scores))

@@ -128,7 +128,8 @@ def test_source_start_with_zero_steps_returns_the_source(decoded):
 
 @pytest.mark.parametrize("options", [("--init-mode", "random", "--print-edit-history"),
                                      ("--token-beam", "2", "--revision-beam", "2"), ("--nucleus-p", "0.6"),
-                                     ("--keep-bias", "1.5", "--init-mode", "random")])
+                                     ("--keep-bias", "1.5", "--init-mode", "random"),
+                                     ("--remask-share", "0.5", "--init-mode", "random", "--decode-steps", "3")])
 def test_output_does_not_depend_on_the_batch_size(decoded, options):
     one, many = decoded(*options, "--batch-size", "1"), decoded(*options)
     assert len(hypotheses(one)) == TEST_SENTENCES
@@ -177,6 +178,7 @@ def test_init_file_with_the_wrong_line_count_fails_before_decoding(small_corpus,
     (["--nucleus-p", "0.5", "--token-beam", "2"], "exclude each other"),
     (["--init-mode", "file"], "--init-file"),
     (["--keep-bias", "nan"], "keep bias must be a finite number"),
+    (["--remask-share", "2"], "remask share must lie in [0, 1]"),
 ])
 def test_bad_decoding_options_stop_with_one_clear_line(small_corpus, checkpoint, options, message):
     result = generate(small_corpus, checkpoint, *options, check=False)

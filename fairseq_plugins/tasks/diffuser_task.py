@@ -109,6 +109,11 @@ class DiffuserConfig(LanguagePairConfig):
         metadata={"help": "decoding: log-probability added to the tagger's KEEP before the tags are chosen; > 0 "
                           "edits a token only where the tagger is that much surer of an edit (a tagger trained with "
                           "roll-in on a weak generator over-edits)"})
+    remask_share: float = field(
+        default=0.0,
+        metadata={"help": "decoding: confidence re-editing (Mask-Predict style): on top of the tagger's edits, step "
+                          "s of N rewrites the share * L * (N - s + 1) / N tokens the generator is least sure of "
+                          "(its probability of each token as a refill of its own position); 0 = off"})
     force_decode_steps: bool = field(
         default=False,
         metadata={"help": "decoding: run all --decode-steps for every sentence; by default a sentence stops once a "
@@ -126,7 +131,7 @@ class DiffuserTask(LanguagePairTask):
 
     cfg: DiffuserConfig
     DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p",
-                        "force_decode_steps", "keep_bias", "print_edit_history")
+                        "force_decode_steps", "keep_bias", "remask_share", "print_edit_history")
 
     def __init__(self, cfg: DiffuserConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -205,7 +210,8 @@ def decode_config(options: dict, max_length: int) -> DecodeConfig:
                                             revision_beam=options["revision_beam"], nucleus_p=options["nucleus_p"],
                                             max_length=max_length,
                                             stop_when_unchanged=not options["force_decode_steps"],
-                                            keep_bias=options["keep_bias"]),
+                                            keep_bias=options["keep_bias"],
+                                            remask_share=options["remask_share"]),
                        "diffuser decoding option")
 
 
