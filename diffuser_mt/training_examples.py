@@ -1,10 +1,14 @@
 """One DiffusER training example: the tagger's input and tags, the generator's I/O.
 
 An example is any sequence x̂ the tagger reads plus the edits that take it to
-its reverse target. Three sources of x̂:
+its reverse target. Sources of x̂:
 
 * corruption (``make_training_example``): draw t, corrupt x_0 to x_t, read
   the reverse supervision off the chain (what a data-loader worker computes);
+* masking (``make_masking_example``, CMLM's training distribution): x_0 with
+  a uniformly drawn number of its tokens replaced by noise, one for one, so
+  the generator learns to rewrite a few tokens inside their context (what
+  confidence re-editing at decoding asks of it, ``diffuser_mt.confidence``);
 * a hypothesis of another system or of the model itself
   (``make_postedit_example``): the edits come from a Levenshtein alignment of
   x̂ to x_0 (``diffuser_mt.alignment``);
@@ -20,6 +24,7 @@ import numpy as np
 from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.canvas import SpecialIds, build_generator_example, limit_spans
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary, sample_training_pair
+from diffuser_mt.edits import Tag
 
 
 @dataclass
@@ -66,3 +71,28 @@ def make_postedit_example(hypothesis: list[int], x0: list[int], ids: SpecialIds,
     """The example that edits ``hypothesis`` (no bos/eos) into ``x0``, supervised by their alignment."""
     tags, fills = edit_supervision(hypothesis, x0, unit, is_word_start)
     return example_from_edits(list(hypothesis), tags, fills, ids)
+
+
+def make_masking_example(x0: list[int], noise_vocab: NoiseVocabulary, ids: SpecialIds,
+                         rng: np.random.Generator) -> DiffuserExample:
+    """x_0 (no bos/eos) with n ~ U{1..L} tokens at random positions replaced by noise tokens, tagged REPLACE,
+    each run's fill its original tokens (as many as the run replaces); an empty x_0 stays empty."""
+    x0 = list(x0)
+    if not x0:
+        return example_from_edits([], [Tag.KEEP], [], ids)
+    count = int(rng.integers(1, len(x0) + 1))
+    masked = np.zeros(len(x0), dtype=bool)
+    masked[rng.choice(len(x0), size=count, replace=False)] = True
+    noise = iter(noise_vocab.sample(rng, count).tolist())
+    x_t = [next(noise) if flag else token for token, flag in zip(x0, masked)]
+    tags = [Tag.KEEP] + [Tag.REPLACE if flag else Tag.KEEP for flag in masked]
+    fills, run = [], []
+    for token, flag in zip(x0, masked):
+        if flag:
+            run.append(token)
+        elif run:
+            fills.append(run)
+            run = []
+    if run:
+        fills.append(run)
+    return example_from_edits(x_t, [int(tag) for tag in tags], fills, ids)

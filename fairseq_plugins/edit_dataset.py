@@ -12,8 +12,11 @@ output for every target, e.g. an AR model's decode of the train split), an
 example is, with probability ``postedit_prob``, that hypothesis with the edits
 that take it to x_0 instead of a corruption of x_0. With ``rollin_prob``, an
 example is flagged (``sample["rollin"]``) for the criterion to train again on
-what the model makes of it. Both draws are seeded by (seed, epoch, index) on
-streams of their own, so the corruption of the other examples does not change.
+what the model makes of it. With ``masking_prob``, an example is a masking
+example (``make_masking_example``: a uniform number of x_0's tokens replaced
+one for one) instead of a corruption. The draws are seeded by (seed, epoch,
+index) on streams of their own, so the corruption of the other examples does
+not change.
 
 Length-aware batching: after t corruption steps x_t and the generator's
 sequence can be much longer than x_0, and padding every batch to its longest
@@ -31,10 +34,11 @@ from fairseq.data import FairseqDataset, data_utils
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary
 from diffuser_mt.edits import TAG_PAD
-from diffuser_mt.training_examples import DiffuserExample, make_postedit_example, make_training_example
+from diffuser_mt.training_examples import (DiffuserExample, make_masking_example, make_postedit_example,
+                                           make_training_example)
 from fairseq_plugins.complete_batching import CompletelyBatched
 
-POSTEDIT_STREAM, ROLLIN_STREAM = 1, 2  # seed-sequence suffixes of the two per-example coin flips
+POSTEDIT_STREAM, ROLLIN_STREAM, MASKING_STREAM = 1, 2, 3  # seed-sequence suffixes of the per-example draws
 
 
 class EditCorruptionDataset(CompletelyBatched):
@@ -42,13 +46,15 @@ class EditCorruptionDataset(CompletelyBatched):
 
     def __init__(self, dataset, config: CorruptionConfig, noise_vocab: NoiseVocabulary, ids: SpecialIds,
                  seed: int, fixed_epoch: int | None = None, length_aware: bool = True,
-                 hypotheses: list[list[int]] | None = None, postedit_prob: float = 0.0, rollin_prob: float = 0.0):
+                 hypotheses: list[list[int]] | None = None, postedit_prob: float = 0.0, rollin_prob: float = 0.0,
+                 masking_prob: float = 0.0):
         super().__init__(dataset)
         if hypotheses is not None and len(hypotheses) != len(dataset):
             raise ValueError(f"{len(hypotheses)} hypotheses for {len(dataset)} examples")
         self.config, self.noise_vocab, self.ids = config, noise_vocab, ids
         self.seed, self.fixed_epoch, self.length_aware = seed, fixed_epoch, length_aware
         self.hypotheses, self.postedit_prob, self.rollin_prob = hypotheses, postedit_prob, rollin_prob
+        self.masking_prob = masking_prob
         self.epoch = fixed_epoch or 1
         self._epoch_sizes = None  # (epoch, int64 array of padded sizes per index)
 
@@ -70,6 +76,9 @@ class EditCorruptionDataset(CompletelyBatched):
         if self.hypotheses is not None and self._coin(index, POSTEDIT_STREAM, self.postedit_prob):
             return make_postedit_example(self.hypotheses[index], x0, self.ids, self.config.unit,
                                          self.noise_vocab.is_word_start)
+        if self._coin(index, MASKING_STREAM, self.masking_prob):
+            rng = np.random.default_rng([self.seed, self.epoch, index, MASKING_STREAM])
+            return make_masking_example(x0, self.noise_vocab, self.ids, rng)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return make_training_example(x0, self.config, self.noise_vocab, self.ids, rng)
 

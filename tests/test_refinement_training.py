@@ -10,8 +10,11 @@ from fairseq import options, tasks, utils
 from fairseq_helpers import DIFFUSER_TINY, fairseq, json_log
 
 from corpus_helpers import REPO_ROOT
+from diffuser_mt.canvas import SpecialIds
+from diffuser_mt.corruption import NoiseVocabulary
 from diffuser_mt.edits import Tag, apply_edits
 from diffuser_mt.rollin import fills_of
+from diffuser_mt.training_examples import make_masking_example
 
 
 def drop_last_words(text_path, out_path):
@@ -77,6 +80,44 @@ def test_postedit_and_rollin_draws_follow_seed_epoch_and_index(mixed):
     assert batch["rollin"].tolist() == [dataset[int(i)]["rollin"] for i in batch["id"]]
 
 
+MASK_IDS = SpecialIds(bos=0, eos=2, pad=1, sentinels=tuple(range(3, 11)))
+MASK_NOISE = NoiseVocabulary(40, special_ids=range(11))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_masking_examples_replace_tokens_one_for_one_and_reconstruct_x0(seed):
+    rng = np.random.default_rng(seed)
+    x0 = rng.integers(11, 40, size=int(rng.integers(1, 12))).tolist()
+    example = make_masking_example(x0, MASK_NOISE, MASK_IDS, np.random.default_rng([7, seed]))
+    x_t, tags = example.tagger_tokens[1:], example.tag_targets
+    fills = fills_of(example.generator_targets, MASK_IDS)
+    assert apply_edits(x_t, tags, fills) == x0
+    assert len(x_t) == len(x0) and tags[0] == Tag.KEEP and set(tags) <= {Tag.KEEP, Tag.REPLACE}
+    assert all(a == b for a, b, tag in zip(x_t, x0, tags[1:]) if tag == Tag.KEEP)
+    assert 1 <= tags.count(Tag.REPLACE) <= len(x0)
+
+
+def test_masking_examples_draw_the_masked_count_uniformly():
+    counts = [make_masking_example(list(range(11, 21)), MASK_NOISE, MASK_IDS,
+                                   np.random.default_rng([1, i])).tag_targets.count(Tag.REPLACE)
+              for i in range(3000)]
+    frequencies = np.bincount(counts, minlength=11)[1:] / len(counts)
+    assert np.abs(frequencies - 0.1).max() < 0.025
+
+
+def test_masking_examples_mix_in_by_their_own_seeded_draw(small_corpus):
+    _, plain = train_set(small_corpus / "bin")
+    _, masked = train_set(small_corpus / "bin", "--masking-prob", "0.5")
+    for d in (plain, masked):
+        d.set_epoch(1)
+    same = [plain.example(i) == masked.example(i) for i in range(200)]
+    assert 0.35 < np.mean(same) < 0.65
+    kept_length = [len(masked.example(i).tagger_tokens) - 1 == len(masked.dataset.tgt[i]) - 1
+                   for i in range(200) if not same[i]]
+    assert all(kept_length)
+    assert [masked.example(i) for i in range(20)] == [masked.example(i) for i in range(20)]
+
+
 def test_corrupted_examples_do_not_change_when_postedit_pairs_are_mixed_in(small_corpus, mixed):
     task, dataset = mixed
     _, plain = train_set(small_corpus / "bin")
@@ -120,6 +161,7 @@ def test_a_small_rollin_token_share_gives_sparse_errors(small_corpus, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--postedit-prob", "0.5"], "--postedit-prob needs --postedit-file"),
     (["--rollin-prob", "1.5"], "--rollin-prob must lie in [0, 1]"),
+    (["--masking-prob", "-0.1"], "--masking-prob must lie in [0, 1]"),
     (["--rollin-prob", "0.5", "--rollin-token-share", "0"], "--rollin-token-share must lie in (0, 1]"),
 ])
 def test_bad_hypothesis_training_options_stop_with_one_line(small_corpus, tmp_path, extra, message):

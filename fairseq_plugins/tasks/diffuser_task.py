@@ -74,6 +74,11 @@ class DiffuserConfig(LanguagePairConfig):
         metadata={"help": "training: share of examples also trained on the model's own output: fills drawn from "
                           "the generator's teacher-forced distribution, then the edits from that hypothesis back "
                           "to the reference (a second forward pass on those examples)"})
+    masking_prob: float = field(
+        default=0.0,
+        metadata={"help": "training: share of examples that are CMLM-style masking instead of a corruption: x_0 "
+                          "with a uniform number (1..L) of its tokens replaced by noise, one for one, so the "
+                          "generator learns to rewrite a few tokens in their context (what --remask-share asks)"})
     noise_distribution: ChoiceEnum(NOISE_DISTRIBUTIONS) = field(
         default="uniform",
         metadata={"help": "corruption: draw replace/insert noise tokens uniformly from the vocabulary, or by their "
@@ -146,7 +151,7 @@ class DiffuserTask(LanguagePairTask):
         self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word",
                                             distribution=str(cfg.noise_distribution))
         self.fillable = fillable_mask(self.noise_vocab)
-        for name in ("postedit_prob", "rollin_prob"):
+        for name in ("postedit_prob", "rollin_prob", "masking_prob"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
                 raise SystemExit(f"error: --{name.replace('_', '-')} must lie in [0, 1], got {getattr(cfg, name)}")
         if cfg.postedit_prob > 0 and not cfg.postedit_file:
@@ -170,6 +175,7 @@ class DiffuserTask(LanguagePairTask):
             fixed_epoch=None if training else 1, length_aware=not self.cfg.batch_by_clean_length,
             hypotheses=hypotheses, postedit_prob=self.cfg.postedit_prob if training else 0.0,
             rollin_prob=self.cfg.rollin_prob if training else 0.0,
+            masking_prob=self.cfg.masking_prob if training else 0.0,
         )
 
     def reduce_metrics(self, logging_outputs, criterion):
