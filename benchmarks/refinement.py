@@ -19,6 +19,8 @@
    and the share of AR hypotheses DiffusER changes.
 3. Controlled post-editing (``benchmarks/postedit_check.py``): references with
    one word substituted, dropped or duplicated; the share restored exactly.
+4. The generator's refill skill (``benchmarks/refill_check.py``): top-1 accuracy
+   on the test references as a one-token refill against left to right.
 
 Results: ``OUT_DIR/refinement.NAME.json`` and ``.md``.
 """
@@ -31,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks import postedit_check  # noqa: E402
+from benchmarks import postedit_check, refill_check  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import bleu_score, corpus_bleu, paired_bootstrap  # noqa: E402
@@ -106,9 +108,11 @@ def markdown(args: argparse.Namespace, result: dict) -> str:
     for name, row in result["bootstrap"].items():
         lines.append(f"| {name} | {row['bleu']:.2f} +- {row['ci']:.2f} | {row['ar_bleu']:.2f} | {row['p_value']:.4f} "
                      f"| {row['changed_share']:.1%} |")
-    shares = result["postedit"]["shares"]
+    shares, refill = result["postedit"]["shares"], result["refill"]
     lines += ["", "Controlled post-editing (one word substituted / dropped / duplicated, 2 steps): restored exactly "
               + ", ".join(f"{kind} {row['restored']:.1%}" for kind, row in shares.items()),
+              "", f"Generator top-1 accuracy on {refill['tokens']} test reference tokens: one-token refill "
+              f"{refill['refill_accuracy']:.1%}, left to right {refill['left_to_right_accuracy']:.1%}",
               "", f"sacreBLEU: {result['signature']}"]
     return "\n".join(lines) + "\n"
 
@@ -136,11 +140,14 @@ def main(argv=None) -> int:
         if postedit_check.main(postedit_check.shared_options(args)) != 0:
             return 1
         postedit = json.loads((args.out_dir / f"postedit_check.{args.name}.json").read_text())
+        refill_check.main(["--data", str(args.data), "--path", str(args.path), "--out-dir", str(args.out_dir),
+                           "--name", args.name])
+        refill = json.loads((args.out_dir / f"refill_check.{args.name}.json").read_text())
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "step_sweep": sweep,
-              "bootstrap": bootstrap, "postedit": postedit,
+              "remask_share": args.remask_share, "bootstrap": bootstrap, "postedit": postedit, "refill": refill,
               "signature": bleu_score(ar, references)[1]}
     with atomic_write(args.out_dir / f"refinement.{args.name}.json") as out:
         json.dump(result, out, indent=2)

@@ -97,6 +97,8 @@ RECIPES = {
     "diffuser_rollin": DIFFUSER.with_options({"--rollin-prob": 0.5}),
     # the same with sparse errors: 15% of the fill tokens drawn, the others gold
     "diffuser_rollin_sparse": DIFFUSER.with_options({"--rollin-prob": 0.5, "--rollin-token-share": 0.15}),
+    # half the examples CMLM-style masking (a few tokens rewritten in context), for --remask-share decoding
+    "diffuser_masking": DIFFUSER.with_options({"--masking-prob": 0.5}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

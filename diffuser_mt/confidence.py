@@ -18,7 +18,7 @@ whose tags are all KEEP is still a fixed point of every later step.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -39,6 +39,25 @@ def remask_count(share: float, length: int, step: int, steps: int) -> int:
 def token_confidences(model: EditModel, rows: Sequence[int], sequences: Sequence[Sequence[int]],
                       vocab: DecodeVocabulary) -> list[torch.Tensor]:
     """For each x_t (token ids), a float tensor (len(x_t),) of its tokens' confidences (module docstring)."""
+    scores = [log_probs[torch.arange(len(targets)), torch.tensor(targets)]
+              for log_probs, targets in refill_log_probs(model, rows, sequences, vocab)]
+    flat = torch.cat(scores) if scores else torch.empty(0)
+    return list(flat.split([len(tokens) for tokens in sequences]))
+
+
+def refill_predictions(model: EditModel, rows: Sequence[int], sequences: Sequence[Sequence[int]],
+                       vocab: DecodeVocabulary) -> list[torch.Tensor]:
+    """For each x_t, a long tensor (len(x_t),): the generator's most likely first token of a refill of each
+    position (eos: an empty refill)."""
+    predictions = [log_probs.argmax(-1) for log_probs, _ in refill_log_probs(model, rows, sequences, vocab)]
+    flat = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
+    return list(flat.split([len(tokens) for tokens in sequences]))
+
+
+def refill_log_probs(model: EditModel, rows: Sequence[int], sequences: Sequence[Sequence[int]],
+                     vocab: DecodeVocabulary) -> Iterator[tuple[torch.Tensor, list[int]]]:
+    """Chunks of (log-probs (n, V) of a one-token refill of each position, renormalised over fillable ids and
+    eos; the n tokens there), over every token of every x_t in order, PREFIXES_PER_CALL positions a chunk."""
     ids = vocab.ids
     owners, prefixes, targets = [], [], []
     for row, tokens in zip(rows, sequences):
@@ -49,16 +68,12 @@ def token_confidences(model: EditModel, rows: Sequence[int], sequences: Sequence
             prefixes.append([ids.bos, *build_canvas(tokens, tags, ids.sentinels), ids.sentinels[0]])
             owners.append(row)
             targets.append(tokens[position])
-    scores = []
     allowed = vocab.fillable.clone()
     allowed[ids.eos] = True
     for start in range(0, len(prefixes), PREFIXES_PER_CALL):
         chunk = slice(start, start + PREFIXES_PER_CALL)
         log_probs = model.next_token_log_probs(owners[chunk], prefixes[chunk]).float().cpu()
-        log_probs = torch.log_softmax(log_probs.masked_fill(~allowed, float("-inf")), dim=-1)
-        scores.append(log_probs[torch.arange(len(targets[chunk])), torch.tensor(targets[chunk])])
-    flat = torch.cat(scores) if scores else torch.empty(0)
-    return list(flat.split([len(tokens) for tokens in sequences]))
+        yield torch.log_softmax(log_probs.masked_fill(~allowed, float("-inf")), dim=-1), targets[chunk]
 
 
 def remask_tags(tags: Sequence[int], confidences: torch.Tensor, count: int, max_spans: int,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffuser_mt.canvas import SpecialIds, build_canvas
-from diffuser_mt.confidence import remask_count, remask_tags, token_confidences
+from diffuser_mt.confidence import refill_predictions, remask_count, remask_tags, token_confidences
 from diffuser_mt.edit_decoder import FREE, DecodeConfig, carry_through_edits, decode
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.edits import NUM_TAGS, Tag, apply_edits
@@ -87,6 +87,11 @@ def test_token_confidence_is_the_generators_refill_probability():
         expected = renormalised(model.next_token_log_probs([0], [prefix])[0], token)
         assert float(confidences[i]) == pytest.approx(expected, abs=1e-6)
     assert confidences.argmin() == 1 and confidences[3] < confidences[0]
+
+
+def test_refill_predictions_are_the_generators_word_for_each_position():
+    predictions = refill_predictions(InfillingModel(), [0, 1], [[X, X, X, X], [D, C]], VOCAB)
+    assert [p.tolist() for p in predictions] == [REFERENCE, [A, B]]
 
 
 def test_token_confidences_of_many_texts_are_one_generator_batch_each():

@@ -53,3 +53,6 @@ def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
         assert 0.0 < row["p_value"] <= 1.0 and 0.0 <= row["changed_share"] <= 1.0
     assert figures["postedit"]["shares"]["all"]["sentences"] == len(references)
     assert "Controlled post-editing" in (tmp_path / "out" / "refinement.tiny.md").read_text()
+    refill = figures["refill"]
+    assert refill["tokens"] > 0 and 0.0 <= refill["refill_accuracy"] <= 1.0
+    assert 0.0 <= refill["left_to_right_accuracy"] <= 1.0
