@@ -11,12 +11,16 @@ One reverse step of a hypothesis x_t:
 
 The score of a step is its log-likelihood per decision: the log-probabilities
 of the chosen tags and of the fill tokens and terminators, summed and divided by
-their number (so it is <= 0 and comparable across lengths).
+their number (so it is <= 0 and comparable across lengths). A hypothesis' path
+score is the sum of the scores of the steps that changed its text (a step that
+keeps everything adds nothing).
 
 Searches across steps (the paper's inter-revision level): greedy keeps one
 hypothesis per sentence; the 2D beam keeps r. Each of the r hypotheses is
-decoded with token beam b, giving r*b candidates; identical texts are merged
-and the best r by step score are kept. r = b = 1 is greedy.
+decoded with token beam b, giving r*b candidates: the fills of one parent are
+ranked by their step score (a mean), candidates of different parents by their
+path scores, which compare whole edit paths; identical texts are merged (the
+better path stays) and the best r by path score are kept. r = b = 1 is greedy.
 
 Locked spans (for revising a user's draft): a token may carry a lock id; a
 locked token is never deleted or replaced, and nothing is inserted between two
@@ -36,10 +40,10 @@ scores are then a fixed point of the (deterministic) tagger, and the re-edit
 count never grows, so the remaining steps would return the same hypotheses;
 only the history has no no-op steps.
 
-Returned hypotheses are ordered by their last step's score, as the paper's 2D
-beam keeps them. After the last step the tagger scores the final texts once
-more: a token's positional score is the log-probability that it is kept, and
-a hypothesis' ``score`` (fairseq's H- score) is their mean: the model's
+Returned hypotheses are ordered by their path score, as the 2D beam keeps
+them. After the last step the tagger scores the final texts once more: a
+token's positional score is the log-probability that it is kept, and a
+hypothesis' ``score`` (fairseq's H- score) is their mean: the model's
 confidence that the text needs no further edit.
 """
 from __future__ import annotations
@@ -116,6 +120,7 @@ class Hypothesis:
 
     tokens: list[int]
     step_score: float = 0.0
+    path_score: float = 0.0
     history: list[EditRecord] = field(default_factory=list)
     keep_log_probs: list[float] | None = None
     locks: list[int] | None = None  # per token: a locked span's id, or FREE
@@ -237,14 +242,16 @@ def _step(model, beams, running, vocab, config, rngs, limits, step):
                 known = parent.confidences or [math.nan] * len(parent.tokens)
                 written = fill.token_log_probs or [[math.nan] * len(f) for f in fill.fills]
                 child_confidences = carry_through_edits(known, tags, written)
-            child = Hypothesis(record.result(), score, parent.history + [record], locks=child_locks,
-                               confidences=child_confidences)
+            text = record.result()
+            child = Hypothesis(text, score, parent.path_score + (score if text != parent.tokens else 0.0),
+                               parent.history + [record], locks=child_locks, confidences=child_confidences)
             known = candidates[row].get(tuple(child.tokens))
-            if known is None or known.step_score < score:
+            if known is None or (known.path_score, known.step_score) < (child.path_score, score):
                 candidates[row][tuple(child.tokens)] = child
     new_beams = list(beams)
     for row, by_text in candidates.items():
-        new_beams[row] = sorted(by_text.values(), key=lambda h: -h.step_score)[: config.revision_beam]
+        new_beams[row] = sorted(by_text.values(), key=lambda h: (-h.path_score, -h.step_score))[
+            : config.revision_beam]
     return new_beams, changed
 
 

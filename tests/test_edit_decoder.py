@@ -323,3 +323,16 @@ def test_the_fillable_tokens_are_the_noise_vocabulary():
     mask = fillable_mask(NoiseVocabulary(V, special_ids=[*range(5), 7]))
     assert mask.dtype == torch.bool and mask.tolist() == [False] * 5 + [True, True, False, True, True]
     DecodeVocabulary(IDS, mask)  # no special id or sentinel is fillable
+
+
+@pytest.mark.parametrize("beams", [(2, 2), (3, 2), (1, 3)])
+def test_the_revision_beam_ranks_by_the_path_score_of_the_text_changing_steps(beams):
+    token_beam, revision_beam = beams
+    for hypotheses in decode(RandomToyModel(), STARTS, VOCAB, DecodeConfig(steps=5, max_length=12,
+                                                                           token_beam=token_beam,
+                                                                           revision_beam=revision_beam)):
+        for hypothesis in hypotheses:
+            changing = [record.score for record in hypothesis.history if record.result() != list(record.tokens)]
+            assert hypothesis.path_score == pytest.approx(sum(changing), abs=1e-9)
+        paths = [hypothesis.path_score for hypothesis in hypotheses]
+        assert paths == sorted(paths, reverse=True)
