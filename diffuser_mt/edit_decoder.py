@@ -3,7 +3,8 @@
 One reverse step of a hypothesis x_t:
 
 1. the tagger scores a tag for every canvas position of [start slot] + x_t; the
-   decoder takes the most likely tag per position (the start slot may only be
+   decoder takes the most likely tag per position (or, with ``sample_tags``,
+   draws it from the tagger's distribution; the start slot may only be
    KEEP or INSERT; an empty x_t always gets INSERT: the null start's first step
    must insert). Spans beyond the model's number of sentinels are kept instead.
 2. the generator fills the spans (``diffuser_mt.span_filling``: token beam b or
@@ -35,7 +36,8 @@ depends on the step count N: a k-step decode is then not the first k steps of
 a longer one.
 
 With ``stop_when_unchanged`` (the default) a sentence stops once a step tags
-every position KEEP for all its hypotheses. This is exact: the texts and their
+every position KEEP for all its hypotheses (never with ``sample_tags``: a later
+draw may edit). This is exact: the texts and their
 scores are then a fixed point of the (deterministic) tagger, and the re-edit
 count never grows, so the remaining steps would return the same hypotheses;
 only the history has no no-op steps.
@@ -68,7 +70,8 @@ class DecodeConfig:
     max_length: most tokens any x_t may hold; stop_when_unchanged: stop a sentence once a step changes nothing
     (same output, see the module docstring); keep_bias: log-probability added to KEEP before the tags are
     chosen (> 0: a token is edited only where the tagger is that much surer of an edit); remask_share: share of
-    x_t re-edited at the first step by confidence, decaying linearly over the steps (0 = off)."""
+    x_t re-edited at the first step by confidence, decaying linearly over the steps (0 = off); sample_tags: draw
+    each tag from the tagger's distribution (after keep_bias) instead of taking the most likely."""
 
     steps: int = 12
     token_beam: int = 1
@@ -78,6 +81,7 @@ class DecodeConfig:
     stop_when_unchanged: bool = True
     keep_bias: float = 0.0
     remask_share: float = 0.0
+    sample_tags: bool = False
 
     def __post_init__(self):
         if self.steps < 0:
@@ -138,8 +142,9 @@ FREE = -1  # the lock of a token that may be edited
 
 
 def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int] | None = None,
-                keep_bias: float = 0.0) -> list[int]:
-    """Most likely tag per canvas position, under the decoder's constraints (see module docstring).
+                keep_bias: float = 0.0, rng: np.random.Generator | None = None) -> list[int]:
+    """Most likely tag per canvas position (drawn from the tagger's distribution with ``rng``), under the
+    decoder's constraints (see module docstring).
 
     tag_log_probs: (L+1, NUM_TAGS); locks: L lock ids or None; keep_bias is added to every KEEP
     log-probability first. Returns L+1 tags with at most ``max_spans`` spans.
@@ -154,7 +159,11 @@ def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int
             log_probs[index + 1, [Tag.DELETE, Tag.REPLACE]] = float("-inf")
             if index + 1 < len(locks) and locks[index + 1] == lock:
                 log_probs[index + 1, Tag.INSERT] = float("-inf")
-    tags = log_probs.argmax(-1).tolist()
+    if rng is None:
+        tags = log_probs.argmax(-1).tolist()
+    else:
+        probs = torch.softmax(log_probs.double(), dim=-1).numpy()
+        tags = [int(rng.choice(len(row), p=row / row.sum())) for row in probs]
     spans = edit_spans(tags)
     for _, start, end in spans[max_spans:]:
         tags[start:end] = [Tag.KEEP] * (end - start)
@@ -185,7 +194,7 @@ def decode(model: EditModel, start_states: Sequence[Sequence[int]], vocab: Decod
     """Decode every source row from its start state; per row up to ``revision_beam`` hypotheses, best step first.
 
     ``start_states[i]`` (token ids, no bos/eos) belongs to source row i; ``rngs[i]`` draws
-    row i's nucleus samples; ``max_lengths[i]`` caps row i's length below ``config.max_length``;
+    row i's nucleus samples and sampled tags; ``max_lengths[i]`` caps row i's length below ``config.max_length``;
     ``locks[i]`` gives a lock id (or FREE) per token of start state i.
     """
     limits = [min(config.max_length, max_lengths[row] if max_lengths is not None else config.max_length)
@@ -201,7 +210,7 @@ def decode(model: EditModel, start_states: Sequence[Sequence[int]], vocab: Decod
         if not running:
             break
         beams, changed = _step(model, beams, running, vocab, config, rngs, limits, step)
-        if config.stop_when_unchanged:
+        if config.stop_when_unchanged and not config.sample_tags:
             running -= {row for row in running if not changed[row]}
     _score_final(model, beams)
     return beams
@@ -211,8 +220,11 @@ def _step(model, beams, running, vocab, config, rngs, limits, step):
     """Reverse step ``step`` (1-based) of every running row: r*b candidates per row, best r kept."""
     parents = [(row, hypothesis) for row in sorted(running) for hypothesis in beams[row]]
     tag_log_probs = model.tag_log_probs([row for row, _ in parents], [h.tokens for _, h in parents])
-    tag_choices = [choose_tags(log_probs, vocab.max_spans, hypothesis.locks, config.keep_bias)
-                   for log_probs, (_, hypothesis) in zip(tag_log_probs, parents)]
+    if config.sample_tags and rngs is None:
+        raise ValueError("sampled tags need one numpy Generator per source row")
+    tag_choices = [choose_tags(log_probs, vocab.max_spans, hypothesis.locks, config.keep_bias,
+                               rngs[row] if config.sample_tags else None)
+                   for log_probs, (row, hypothesis) in zip(tag_log_probs, parents)]
     span_lengths = [()] * len(parents)
     if config.remask_share > 0:
         tag_choices, span_lengths = _remask(model, parents, tag_choices, vocab, config, step)

@@ -336,3 +336,21 @@ def test_the_revision_beam_ranks_by_the_path_score_of_the_text_changing_steps(be
             assert hypothesis.path_score == pytest.approx(sum(changing), abs=1e-9)
         paths = [hypothesis.path_score for hypothesis in hypotheses]
         assert paths == sorted(paths, reverse=True)
+
+
+def test_sampled_tags_follow_the_taggers_distribution_under_the_constraints():
+    table = torch.tensor([[0.5, 0.2, 0.2, 0.1], [0.6, 0.1, 0.2, 0.1], [0.1, 0.3, 0.3, 0.3]]).log()
+    draws = np.array([choose_tags(table, max_spans=4, rng=np.random.default_rng([2, i])) for i in range(4000)])
+    assert set(draws[:, 0]) <= {Tag.KEEP, Tag.INSERT}  # the start slot
+    start_insert = (draws[:, 0] == Tag.INSERT).mean()
+    assert abs(start_insert - 0.1 / 0.6) < 4 * math.sqrt(0.17 * 0.83 / 4000)
+    assert abs((draws[:, 1] == Tag.REPLACE).mean() - 0.2) < 4 * math.sqrt(0.2 * 0.8 / 4000)
+    assert abs((draws[:, 2] == Tag.KEEP).mean() - 0.1) < 4 * math.sqrt(0.1 * 0.9 / 4000)
+
+
+def test_sampled_tags_need_generators_and_run_every_step():
+    with pytest.raises(ValueError, match="sampled tags need one numpy Generator"):
+        decode(RandomToyModel(), STARTS, VOCAB, DecodeConfig(steps=2, sample_tags=True))
+    rngs = [np.random.default_rng([4, row]) for row in range(len(STARTS))]
+    results = decode(RandomToyModel(), STARTS, VOCAB, DecodeConfig(steps=4, max_length=12, sample_tags=True), rngs)
+    assert all(len(hypotheses[0].history) == 4 for hypotheses in results)

@@ -119,6 +119,10 @@ class DiffuserConfig(LanguagePairConfig):
         metadata={"help": "decoding: confidence re-editing (Mask-Predict style): on top of the tagger's edits, step "
                           "s of N rewrites the share * L * (N - s + 1) / N tokens the generator is least sure of "
                           "(its probability of each token as a refill of its own position); 0 = off"})
+    sample_tags: bool = field(
+        default=False,
+        metadata={"help": "decoding: draw each tag from the tagger's distribution (after --keep-bias; seeded per "
+                          "sentence by --seed) instead of taking the most likely; every step then runs"})
     force_decode_steps: bool = field(
         default=False,
         metadata={"help": "decoding: run all --decode-steps for every sentence; by default a sentence stops once a "
@@ -136,7 +140,8 @@ class DiffuserTask(LanguagePairTask):
 
     cfg: DiffuserConfig
     DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p",
-                        "force_decode_steps", "keep_bias", "remask_share", "print_edit_history")
+                        "force_decode_steps", "keep_bias", "remask_share", "sample_tags",
+                        "print_edit_history")
 
     def __init__(self, cfg: DiffuserConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -217,7 +222,8 @@ def decode_config(options: dict, max_length: int) -> DecodeConfig:
                                             max_length=max_length,
                                             stop_when_unchanged=not options["force_decode_steps"],
                                             keep_bias=options["keep_bias"],
-                                            remask_share=options["remask_share"]),
+                                            remask_share=options["remask_share"],
+                                            sample_tags=options["sample_tags"]),
                        "diffuser decoding option")
 
 
