@@ -162,8 +162,9 @@ def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int
     if rng is None:
         tags = log_probs.argmax(-1).tolist()
     else:
-        probs = torch.softmax(log_probs.double(), dim=-1).numpy()
-        tags = [int(rng.choice(len(row), p=row / row.sum())) for row in probs]
+        cumulative = torch.softmax(log_probs.double(), dim=-1).cumsum(-1).numpy()
+        draws = rng.random(len(cumulative)) * cumulative[:, -1]
+        tags = (cumulative < draws[:, None]).sum(-1).tolist()
     spans = edit_spans(tags)
     for _, start, end in spans[max_spans:]:
         tags[start:end] = [Tag.KEEP] * (end - start)
