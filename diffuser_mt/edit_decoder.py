@@ -164,7 +164,7 @@ def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int
     else:
         cumulative = torch.softmax(log_probs.double(), dim=-1).cumsum(-1).numpy()
         draws = rng.random(len(cumulative)) * cumulative[:, -1]
-        tags = (cumulative < draws[:, None]).sum(-1).tolist()
+        tags = (cumulative <= draws[:, None]).sum(-1).tolist()  # the first tag whose cumulative exceeds the draw
     spans = edit_spans(tags)
     for _, start, end in spans[max_spans:]:
         tags[start:end] = [Tag.KEEP] * (end - start)
