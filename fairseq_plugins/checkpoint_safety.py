@@ -7,7 +7,8 @@ fairseq itself pickles into a checkpoint. Anything else in a checkpoint is still
 refused by torch's weights-only unpickler.
 
 ``guard_checkpoint_loading`` turns the failures of fairseq's loading (a missing,
-truncated, corrupted or refused file) into one error line.
+truncated, corrupted or refused file) into one error line, and ``make_checkpoint_copies_atomic``
+keeps a run killed while saving from leaving a half-written checkpoint_last.pt behind.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import functools
 import os
 import pickle
 import re
+import shutil
 import zipfile
 import zlib
 from pathlib import Path
@@ -189,6 +191,38 @@ def _resume_with_clear_errors(load_checkpoint):
 
     guarded.guarded = True
     return guarded
+
+
+def make_checkpoint_copies_atomic() -> None:
+    """Make the copies fairseq's ``save_checkpoint`` makes of a saved checkpoint atomic (idempotent).
+
+    fairseq writes the first checkpoint of a save atomically (a .tmp file, then a rename) but copies it to the
+    others (checkpoint_best.pt, checkpoint_last.pt) with ``shutil.copyfile``, in place: a run killed during
+    that copy (a pre-empted job) leaves a truncated checkpoint_last.pt, and the resumed run stops on it. Here
+    each copy to a local path is written beside its destination and renamed onto it, so the destination always
+    holds a whole checkpoint, the old one or the new one.
+    """
+    from fairseq import checkpoint_utils
+
+    if not getattr(checkpoint_utils.PathManager, "atomic_copies", False):
+        checkpoint_utils.PathManager = _atomic_copies(checkpoint_utils.PathManager)
+
+
+def _atomic_copies(path_manager):
+    class AtomicCopyPathManager(path_manager):
+        atomic_copies = True
+
+        @staticmethod
+        def copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+            if path_manager.path_requires_pathmanager(dst_path):
+                return path_manager.copy(src_path, dst_path, overwrite=overwrite)
+            if os.path.exists(dst_path) and not overwrite:
+                return False
+            shutil.copyfile(src_path, dst_path + ".tmp")
+            os.replace(dst_path + ".tmp", dst_path)
+            return True
+
+    return AtomicCopyPathManager
 
 
 class StateDictFitCheck:

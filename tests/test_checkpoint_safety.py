@@ -46,3 +46,25 @@ def test_unexpected_pickled_object_is_refused(tmp_path):
 
 def test_weights_only_is_not_switched_off():
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ
+
+
+def test_a_copy_interrupted_midway_leaves_the_old_checkpoint_whole(tmp_path, monkeypatch):
+    from fairseq import checkpoint_utils
+
+    source, destination = tmp_path / "checkpoint_1_8.pt", tmp_path / "checkpoint_last.pt"
+    source.write_bytes(b"new" * 1000)
+    destination.write_bytes(b"old checkpoint")
+
+    def copy_half_then_die(src, dst):
+        with open(dst, "wb") as out:
+            out.write(open(src, "rb").read()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("shutil.copyfile", copy_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint_utils.PathManager.copy(str(source), str(destination), overwrite=True)
+    assert destination.read_bytes() == b"old checkpoint"
+    monkeypatch.undo()
+    assert checkpoint_utils.PathManager.copy(str(source), str(destination), overwrite=True)
+    assert destination.read_bytes() == source.read_bytes()
+    assert not checkpoint_utils.PathManager.copy(str(source), str(destination), overwrite=False)
