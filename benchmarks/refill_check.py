@@ -9,7 +9,10 @@ For every token of the first ``--sentences`` test references, the generator's mo
 1. refill: as a one-token refill of that position, every other token of the reference visible (what
    confidence re-editing, ``--remask-share``, asks of it; ``diffuser_mt.confidence.refill_predictions``);
 2. left to right: on an empty canvas, given the reference tokens before it (what the first step from a
-   random start does: the generator as an autoregressive model).
+   random start does: the generator as an autoregressive model);
+3. with visible replaced tokens (``--visible-replaced``) the refill sees the token it is asked for, so it
+   measures how often the generator keeps a right token; the noised refill shows a random token there
+   instead (seeded), and measures how often it corrects a wrong one.
 
 A refill sees strictly more of the reference, so a refill accuracy below the left-to-right one says the
 generator's infilling is undertrained, and re-editing by confidence will replace tokens with worse ones.
@@ -22,6 +25,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -46,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sentences", type=int, default=300, help="test sentences scored (the first N)")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="results folder")
     parser.add_argument("--name", default="diffuser", help="names the results files")
+    parser.add_argument("--seed", type=int, default=1, help="seeds the noise of the noised refill")
     return parser.parse_args(argv)
 
 
@@ -70,7 +75,9 @@ def accuracies(args: argparse.Namespace) -> dict:
     vocab = DecodeVocabulary(task.special_ids, fillable_mask(task.noise_vocab))
     ids = task.special_ids
     count = min(args.sentences, len(pairs))
-    refill_hits = left_to_right_hits = tokens = 0
+    visible = ids.replaced_offset is not None
+    rng = np.random.default_rng(args.seed)
+    refill_hits = noised_hits = left_to_right_hits = tokens = 0
     with torch.no_grad():
         for start in tqdm(range(0, count, SENTENCES_PER_BATCH), desc="refill check", unit="batch"):
             items = [pairs[i] for i in range(start, min(count, start + SENTENCES_PER_BATCH))]
@@ -82,12 +89,17 @@ def accuracies(args: argparse.Namespace) -> dict:
             gold = [token for reference in references for token in reference]
             refills = torch.cat(refill_predictions(edit_model, rows, references, vocab)).tolist()
             refill_hits += sum(a == b for a, b in zip(refills, gold))
+            if visible:
+                noise = [task.noise_vocab.sample(rng, len(reference)).tolist() for reference in references]
+                noised = torch.cat(refill_predictions(edit_model, rows, references, vocab, shown=noise)).tolist()
+                noised_hits += sum(a == b for a, b in zip(noised, gold))
             left_to_right_hits += sum(a == b for a, b in zip(
                 left_to_right_predictions(edit_model, rows, references, vocab), gold))
             tokens += len(gold)
     return {"checkpoint": str(args.path), "sentences": count, "tokens": tokens,
             "refill_accuracy": refill_hits / max(tokens, 1),
-            "left_to_right_accuracy": left_to_right_hits / max(tokens, 1)}
+            "left_to_right_accuracy": left_to_right_hits / max(tokens, 1), "visible_replaced": visible,
+            "noised_refill_accuracy": noised_hits / max(tokens, 1) if visible else None}
 
 
 def main(argv=None) -> int:
@@ -98,6 +110,9 @@ def main(argv=None) -> int:
         json.dump(result, out, indent=2)
     line = (f"Generator top-1 accuracy on {result['tokens']} reference tokens ({result['sentences']} test sentences): "
             f"one-token refill {result['refill_accuracy']:.1%}, left to right {result['left_to_right_accuracy']:.1%}")
+    if result["visible_replaced"]:
+        line += (f"; replaced tokens visible: the refill keeps the right token it sees, a refill of a random token "
+                 f"there is right {result['noised_refill_accuracy']:.1%}")
     with atomic_write(args.out_dir / f"refill_check.{args.name}.md") as out:
         out.write(f"{line} (`{' '.join(sys.argv)}`)\n")
     print(line)

@@ -20,7 +20,8 @@
 3. Controlled post-editing (``benchmarks/postedit_check.py``): references with
    one word substituted, dropped or duplicated; the share restored exactly.
 4. The generator's refill skill (``benchmarks/refill_check.py``): top-1 accuracy
-   on the test references as a one-token refill against left to right.
+   on the test references as a one-token refill against left to right (and, with
+   visible replaced tokens, as a refill of a random token shown there).
 
 Results: ``OUT_DIR/refinement.NAME.json`` and ``.md``.
 """
@@ -112,7 +113,9 @@ def markdown(args: argparse.Namespace, result: dict) -> str:
     lines += ["", "Controlled post-editing (one word substituted / dropped / duplicated, 2 steps): restored exactly "
               + ", ".join(f"{kind} {row['restored']:.1%}" for kind, row in shares.items()),
               "", f"Generator top-1 accuracy on {refill['tokens']} test reference tokens: one-token refill "
-              f"{refill['refill_accuracy']:.1%}, left to right {refill['left_to_right_accuracy']:.1%}",
+              f"{refill['refill_accuracy']:.1%}, left to right {refill['left_to_right_accuracy']:.1%}"
+              + (f", a refill of a random (visible) token {refill['noised_refill_accuracy']:.1%}"
+                 if refill.get("noised_refill_accuracy") is not None else ""),
               "", f"sacreBLEU: {result['signature']}"]
     return "\n".join(lines) + "\n"
 

@@ -99,6 +99,10 @@ RECIPES = {
     "diffuser_rollin_sparse": DIFFUSER.with_options({"--rollin-prob": 0.5, "--rollin-token-share": 0.15}),
     # half the examples CMLM-style masking (a few tokens rewritten in context), for --remask-share decoding
     "diffuser_masking": DIFFUSER.with_options({"--masking-prob": 0.5}),
+    # the same with the replaced tokens visible to the generator and a fifth of the masked tokens unchanged, so
+    # that it learns which of the tokens it re-edits are right
+    "diffuser_visible": DIFFUSER.with_options({"--masking-prob": 0.5, "--masking-unchanged": 0.2,
+                                               "--visible-replaced": True}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

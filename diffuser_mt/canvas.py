@@ -7,9 +7,14 @@ Given x_t, its tags over ``[start slot] + x_t`` and the span fills (see
 
 * canvas: x_t with DELETE tokens dropped; each span is marked by its numbered
   sentinel S_k (k = span index in canvas order). A REPLACE run is replaced by
-  its sentinel (the replaced tokens are dropped: during training they are
-  random noise); an INSERT keeps its token and puts the sentinel after it.
+  its sentinel; an INSERT keeps its token and puts the sentinel after it.
   The sentinels play the role of the paper's learned insert/replace embedding.
+  With visible replaced tokens (``SpecialIds.replaced_offset`` set, the
+  paper's type embedding on REPLACE positions) the run's tokens stay after
+  its sentinel as ``replaced_offset + token``: the model embeds such an id as
+  the token plus a learned "replaced" vector, so it sees what it rewrites (a
+  near miss of a hypothesis, not only uniform noise). Without it they are
+  dropped.
 * fill section: for each span in order, its sentinel again, then its fill,
   generated left to right; the end of fill k is signalled by S_{k+1} (by eos
   after the last span). A REPLACE fill may be empty (a deletion) and any fill
@@ -31,16 +36,19 @@ from diffuser_mt.edits import Tag, apply_edits, as_token_list, edit_spans
 
 @dataclass(frozen=True)
 class SpecialIds:
-    """The dictionary ids the canvas needs; ``sentinels[k]`` is S_k."""
+    """The dictionary ids the canvas needs; ``sentinels[k]`` is S_k; replaced_offset: None (replaced tokens are
+    dropped from the canvas) or the vocabulary size V (token id + V marks a visible replaced token)."""
 
     bos: int
     eos: int
     pad: int
     sentinels: tuple[int, ...]
+    replaced_offset: int | None = None
 
 
-def build_canvas(tokens, tags, sentinels: Sequence[int]) -> list[int]:
-    """x_t with deletions dropped and every span marked by its sentinel (see module docstring)."""
+def build_canvas(tokens, tags, sentinels: Sequence[int], replaced_offset: int | None = None) -> list[int]:
+    """x_t with deletions dropped and every span marked by its sentinel; a replaced token is dropped, or kept as
+    ``replaced_offset + token`` after its run's sentinel (see module docstring)."""
     tokens = as_token_list(tokens, "tokens")
     spans = edit_spans(tags)
     if len(spans) > len(sentinels):
@@ -52,9 +60,38 @@ def build_canvas(tokens, tags, sentinels: Sequence[int]) -> list[int]:
             canvas.append(token)
         elif tag == Tag.INSERT:
             canvas += [token, sentinels[span_at[position]]]
-        elif tag == Tag.REPLACE and position in span_at:
-            canvas.append(sentinels[span_at[position]])
+        elif tag == Tag.REPLACE:
+            if position in span_at:
+                canvas.append(sentinels[span_at[position]])
+            if replaced_offset is not None:
+                canvas.append(replaced_offset + token)
     return canvas
+
+
+def kept_tokens(tags) -> int:
+    """How many tokens of x_t a step keeps in place (tagged KEEP or INSERT); ``tags`` over [start slot] + x_t."""
+    return sum(tag in (Tag.KEEP, Tag.INSERT) for tag in as_token_list(tags, "tags")[1:])
+
+
+def fill_canvas(canvas: Sequence[int], fills: Sequence[Sequence[int]], ids: SpecialIds) -> list[int]:
+    """The step's output read off its canvas: each sentinel S_k becomes fill k, a visible replaced token goes.
+    ``fill_canvas(build_canvas(x, tags, ...), fills, ids) == apply_edits(x, tags, fills)``."""
+    span_of = {sentinel: k for k, sentinel in enumerate(ids.sentinels)}
+    output = []
+    for token in as_token_list(canvas, "canvas"):
+        if token in span_of:
+            output += as_token_list(fills[span_of[token]], "fill")
+        elif ids.replaced_offset is None or token < ids.replaced_offset:
+            output.append(token)
+    return output
+
+
+def generator_canvas(generator_inputs: Sequence[int], generator_targets: Sequence[int], pad: int) -> list[int] | None:
+    """The canvas of a generator example (Z[:-1], Z[1:] of ``build_generator_example``, maybe right-padded): Z
+    from after bos up to the first learned target; None when the example has no span (nothing is learned)."""
+    targets = as_token_list(generator_targets, "generator_targets")
+    first_learned = next((i for i, target in enumerate(targets) if target != pad), None)
+    return None if first_learned is None else as_token_list(generator_inputs, "generator_inputs")[1:first_learned]
 
 
 def fill_section(fills: Sequence[Sequence[int]], sentinels: Sequence[int], eos: int) -> list[int]:
@@ -72,7 +109,7 @@ def build_generator_example(tokens, tags, fills, ids: SpecialIds) -> tuple[list[
     number of non-pad targets is ``sum(len(f) for f in fills) + len(fills)``;
     with no spans there is nothing to generate and every target is pad.
     """
-    canvas = build_canvas(tokens, tags, ids.sentinels)
+    canvas = build_canvas(tokens, tags, ids.sentinels, ids.replaced_offset)
     section = fill_section(fills, ids.sentinels, ids.eos) if fills else []
     z = [ids.bos, *canvas, *section]
     inputs, targets = z[:-1], z[1:]

@@ -2,7 +2,8 @@
 
 A token's confidence is the log-probability the generator gives it as a
 refill of its own position: the canvas is x_t with that one token replaced by
-the sentinel S_0 (every other token visible), and the score is the
+the sentinel S_0 (every other token visible; with visible replaced tokens
+the token itself stays, marked as replaced), and the score is the
 probability of the token as the fill's first token, renormalised over what a
 fill may start with (fillable ids and the terminator eos). This is the
 distribution a refill of that position draws from, so a token of low
@@ -46,26 +47,34 @@ def token_confidences(model: EditModel, rows: Sequence[int], sequences: Sequence
 
 
 def refill_predictions(model: EditModel, rows: Sequence[int], sequences: Sequence[Sequence[int]],
-                       vocab: DecodeVocabulary) -> list[torch.Tensor]:
+                       vocab: DecodeVocabulary, shown: Sequence[Sequence[int]] | None = None) -> list[torch.Tensor]:
     """For each x_t, a long tensor (len(x_t),): the generator's most likely first token of a refill of each
-    position (eos: an empty refill)."""
-    predictions = [log_probs.argmax(-1) for log_probs, _ in refill_log_probs(model, rows, sequences, vocab)]
+    position (eos: an empty refill); ``shown`` as in ``refill_log_probs``."""
+    predictions = [log_probs.argmax(-1) for log_probs, _ in refill_log_probs(model, rows, sequences, vocab, shown)]
     flat = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
     return list(flat.split([len(tokens) for tokens in sequences]))
 
 
 def refill_log_probs(model: EditModel, rows: Sequence[int], sequences: Sequence[Sequence[int]],
-                     vocab: DecodeVocabulary) -> Iterator[tuple[torch.Tensor, list[int]]]:
+                     vocab: DecodeVocabulary, shown: Sequence[Sequence[int]] | None = None,
+                     ) -> Iterator[tuple[torch.Tensor, list[int]]]:
     """Chunks of (log-probs (n, V) of a one-token refill of each position, renormalised over fillable ids and
-    eos; the n tokens there), over every token of every x_t in order, PREFIXES_PER_CALL positions a chunk."""
+    eos; the n tokens there), over every token of every x_t in order, PREFIXES_PER_CALL positions a chunk.
+
+    shown: per x_t, the token its refilled position holds on a canvas with visible replaced tokens (default:
+    the token itself; ``benchmarks/refill_check.py`` shows noise there); a canvas without them drops it.
+    """
     ids = vocab.ids
     owners, prefixes, targets = [], [], []
-    for row, tokens in zip(rows, sequences):
+    for index, (row, tokens) in enumerate(zip(rows, sequences)):
         tokens = list(tokens)
         for position in range(len(tokens)):
             tags = [Tag.KEEP] * (len(tokens) + 1)
             tags[position + 1] = Tag.REPLACE
-            prefixes.append([ids.bos, *build_canvas(tokens, tags, ids.sentinels), ids.sentinels[0]])
+            canvas_tokens = tokens if shown is None else [*tokens[:position], shown[index][position],
+                                                           *tokens[position + 1:]]
+            canvas = build_canvas(canvas_tokens, tags, ids.sentinels, ids.replaced_offset)
+            prefixes.append([ids.bos, *canvas, ids.sentinels[0]])
             owners.append(row)
             targets.append(tokens[position])
     allowed = vocab.fillable.clone()

@@ -57,7 +57,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from diffuser_mt.canvas import build_canvas
+from diffuser_mt.canvas import build_canvas, kept_tokens
 from diffuser_mt.confidence import remask_count, remask_tags, token_confidences
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
@@ -233,8 +233,8 @@ def _step(model, beams, running, vocab, config, rngs, limits, step):
     for index, ((row, hypothesis), tags) in enumerate(zip(parents, tag_choices)):
         num_spans = len(edit_spans(tags))
         if num_spans:
-            canvas = build_canvas(hypothesis.tokens, tags, vocab.ids.sentinels)
-            kept = len(canvas) - num_spans
+            canvas = build_canvas(hypothesis.tokens, tags, vocab.ids.sentinels, vocab.ids.replaced_offset)
+            kept = kept_tokens(tags)
             fill_parents.append(index)
             requests.append(FillRequest(row, tuple(canvas), num_spans, max(limits[row] - kept, 0),
                                         span_lengths[index]))

@@ -10,7 +10,7 @@ computed the generator's teacher-forced distribution at every gold fill token.
 Drawing one token there gives fills of the gold lengths written by the model,
 and
 
-    x̂ = apply_edits(x_t, tags, drawn fills)
+    x̂ = apply_edits(x_t, tags, drawn fills)  (read off the generator's canvas, ``canvas.fill_canvas``)
 
 is the model's own version of the step's output: equal to the target where
 the generator is right, a plausible but wrong token where it errs. The
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from diffuser_mt.canvas import SpecialIds
+from diffuser_mt.canvas import SpecialIds, fill_canvas, generator_canvas
 from diffuser_mt.edits import apply_edits, as_token_list
 from diffuser_mt.training_examples import DiffuserExample, make_postedit_example
 
@@ -54,16 +54,24 @@ def fills_of(generator_targets: Sequence[int], ids: SpecialIds, tokens: Sequence
     return fills
 
 
-def rolled_in_hypothesis(x_t: Sequence[int], tags: Sequence[int], generator_targets: Sequence[int],
-                         drawn: Sequence[int], ids: SpecialIds) -> list[int]:
-    """x̂: the step's edits applied to ``x_t`` with the fills' tokens taken from ``drawn`` (aligned with the
-    generator targets); with ``drawn == generator_targets`` it is the step's gold output."""
-    return apply_edits(x_t, tags, fills_of(generator_targets, ids, drawn))
+def rolled_in_hypothesis(x_t: Sequence[int], tags: Sequence[int], generator_inputs: Sequence[int],
+                         generator_targets: Sequence[int], drawn: Sequence[int], ids: SpecialIds) -> list[int]:
+    """x̂: the step's canvas filled with the fills' tokens taken from ``drawn`` (aligned with the generator
+    targets); with ``drawn == generator_targets`` it is the step's gold output.
+
+    Read off the generator's sequence rather than the tagger's ``tags``: the generator may rewrite tokens the
+    tagger keeps (``make_masking_example``'s unchanged share). A step without spans (nothing learned, so the
+    sequence does not show its whole canvas) only deletes, by its tags.
+    """
+    canvas = generator_canvas(generator_inputs, generator_targets, ids.pad)
+    if canvas is None:
+        return apply_edits(x_t, tags, [])
+    return fill_canvas(canvas, fills_of(generator_targets, ids, drawn), ids)
 
 
-def rollin_example(x_t: Sequence[int], tags: Sequence[int], generator_targets: Sequence[int],
-                   drawn: Sequence[int], x0: Sequence[int], ids: SpecialIds, unit: str = "token",
-                   is_word_start=None) -> DiffuserExample:
+def rollin_example(x_t: Sequence[int], tags: Sequence[int], generator_inputs: Sequence[int],
+                   generator_targets: Sequence[int], drawn: Sequence[int], x0: Sequence[int], ids: SpecialIds,
+                   unit: str = "token", is_word_start=None) -> DiffuserExample:
     """The example that edits the rolled-in hypothesis (``rolled_in_hypothesis``) into ``x0``."""
-    hypothesis = rolled_in_hypothesis(x_t, tags, generator_targets, drawn, ids)
+    hypothesis = rolled_in_hypothesis(x_t, tags, generator_inputs, generator_targets, drawn, ids)
     return make_postedit_example(hypothesis, as_token_list(x0, "x0"), ids, unit, is_word_start)

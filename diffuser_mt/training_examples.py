@@ -6,9 +6,10 @@ its reverse target. Sources of x̂:
 * corruption (``make_training_example``): draw t, corrupt x_0 to x_t, read
   the reverse supervision off the chain (what a data-loader worker computes);
 * masking (``make_masking_example``, CMLM's training distribution): x_0 with
-  a uniformly drawn number of its tokens replaced by noise, one for one, so
-  the generator learns to rewrite a few tokens inside their context (what
-  confidence re-editing at decoding asks of it, ``diffuser_mt.confidence``);
+  a uniformly drawn number of its tokens replaced by noise (or a share of them
+  left unchanged, as BERT does), one for one, so the generator learns to
+  rewrite a few tokens inside their context (what confidence re-editing at
+  decoding asks of it, ``diffuser_mt.confidence``);
 * a hypothesis of another system or of the model itself
   (``make_postedit_example``): the edits come from a Levenshtein alignment of
   x̂ to x_0 (``diffuser_mt.alignment``);
@@ -74,20 +75,35 @@ def make_postedit_example(hypothesis: list[int], x0: list[int], ids: SpecialIds,
 
 
 def make_masking_example(x0: list[int], noise_vocab: NoiseVocabulary, ids: SpecialIds,
-                         rng: np.random.Generator) -> DiffuserExample:
-    """x_0 (no bos/eos) with n ~ U{1..L} tokens at random positions replaced by noise tokens, tagged REPLACE,
-    each run's fill its original tokens (as many as the run replaces); an empty x_0 stays empty."""
+                         rng: np.random.Generator, unchanged: float = 0.0) -> DiffuserExample:
+    """x_0 (no bos/eos) with n ~ U{1..L} tokens at random positions masked: tagged REPLACE, each run's fill its
+    original tokens (as many as the run replaces); an empty x_0 stays empty.
+
+    A masked token is replaced by noise, or, with probability ``unchanged`` (BERT's unchanged share), left as it
+    is: the generator still rewrites it (with visible replaced tokens it learns that a token it re-edits may be
+    right), while the tagger's target there is KEEP.
+    """
     x0 = list(x0)
     if not x0:
         return example_from_edits([], [Tag.KEEP], [], ids)
     count = int(rng.integers(1, len(x0) + 1))
     masked = np.zeros(len(x0), dtype=bool)
     masked[rng.choice(len(x0), size=count, replace=False)] = True
-    noise = iter(noise_vocab.sample(rng, count).tolist())
-    x_t = [next(noise) if flag else token for token, flag in zip(x0, masked)]
-    tags = [Tag.KEEP] + [Tag.REPLACE if flag else Tag.KEEP for flag in masked]
+    noised = masked & (rng.random(len(x0)) >= unchanged) if unchanged > 0 else masked
+    noise = iter(noise_vocab.sample(rng, int(noised.sum())).tolist())
+    x_t = [next(noise) if flag else token for token, flag in zip(x0, noised)]
+    example = example_from_edits(x_t, *_replaced_runs(x0, masked), ids)
+    if (noised != masked).any():
+        tags, _ = limit_spans(x_t, *_replaced_runs(x0, noised), len(ids.sentinels))
+        example.tag_targets = tags
+    return example
+
+
+def _replaced_runs(x0: list[int], flags: np.ndarray) -> tuple[list[int], list[list[int]]]:
+    """Tags over [start slot] + x that replace each flagged token one for one by its x_0 token, and the fills."""
+    tags = [int(Tag.KEEP)] + [int(Tag.REPLACE if flag else Tag.KEEP) for flag in flags]
     fills, run = [], []
-    for token, flag in zip(x0, masked):
+    for token, flag in zip(x0, flags):
         if flag:
             run.append(token)
         elif run:
@@ -95,4 +111,4 @@ def make_masking_example(x0: list[int], noise_vocab: NoiseVocabulary, ids: Speci
             run = []
     if run:
         fills.append(run)
-    return example_from_edits(x_t, [int(tag) for tag in tags], fills, ids)
+    return tags, fills

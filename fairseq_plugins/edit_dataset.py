@@ -14,7 +14,8 @@ that take it to x_0 instead of a corruption of x_0. With ``rollin_prob``, an
 example is flagged (``sample["rollin"]``) for the criterion to train again on
 what the model makes of it. With ``masking_prob``, an example is a masking
 example (``make_masking_example``: a uniform number of x_0's tokens replaced
-one for one) instead of a corruption. The draws are seeded by (seed, epoch,
+one for one, a share ``masking_unchanged`` of them left as they are) instead
+of a corruption. The draws are seeded by (seed, epoch,
 index) on streams of their own, so the corruption of the other examples does
 not change.
 
@@ -47,14 +48,14 @@ class EditCorruptionDataset(CompletelyBatched):
     def __init__(self, dataset, config: CorruptionConfig, noise_vocab: NoiseVocabulary, ids: SpecialIds,
                  seed: int, fixed_epoch: int | None = None, length_aware: bool = True,
                  hypotheses: list[list[int]] | None = None, postedit_prob: float = 0.0, rollin_prob: float = 0.0,
-                 masking_prob: float = 0.0):
+                 masking_prob: float = 0.0, masking_unchanged: float = 0.0):
         super().__init__(dataset)
         if hypotheses is not None and len(hypotheses) != len(dataset):
             raise ValueError(f"{len(hypotheses)} hypotheses for {len(dataset)} examples")
         self.config, self.noise_vocab, self.ids = config, noise_vocab, ids
         self.seed, self.fixed_epoch, self.length_aware = seed, fixed_epoch, length_aware
         self.hypotheses, self.postedit_prob, self.rollin_prob = hypotheses, postedit_prob, rollin_prob
-        self.masking_prob = masking_prob
+        self.masking_prob, self.masking_unchanged = masking_prob, masking_unchanged
         self.epoch = fixed_epoch or 1
         self._epoch_sizes = None  # (epoch, int64 array of padded sizes per index)
 
@@ -78,7 +79,7 @@ class EditCorruptionDataset(CompletelyBatched):
                                          self.noise_vocab.is_word_start)
         if self._coin(index, MASKING_STREAM, self.masking_prob):
             rng = np.random.default_rng([self.seed, self.epoch, index, MASKING_STREAM])
-            return make_masking_example(x0, self.noise_vocab, self.ids, rng)
+            return make_masking_example(x0, self.noise_vocab, self.ids, rng, self.masking_unchanged)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return make_training_example(x0, self.config, self.noise_vocab, self.ids, rng)
 

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffuser_mt.canvas import SpecialIds, build_canvas, build_generator_example, fill_section, limit_spans
+from diffuser_mt.canvas import (SpecialIds, build_canvas, build_generator_example, fill_canvas, fill_section,
+                                generator_canvas, kept_tokens, limit_spans)
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary, sample_training_pair
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
 
@@ -26,6 +27,31 @@ S = IDS.sentinels
 )
 def test_canvas_marks_each_span_with_its_sentinel(tokens, tags, canvas):
     assert build_canvas(tokens, tags, S) == canvas
+
+
+V = 1000  # replaced_offset: the vocabulary size
+
+
+@pytest.mark.parametrize(
+    "tokens, tags, canvas, kept",
+    [
+        ([5, 6, 7], [K, K, K, K], [5, 6, 7], 3),
+        ([5, 6, 7], [K, R, R, K], [S[0], V + 5, V + 6, 7], 1),
+        ([5, 6, 7], [K, R, K, R], [S[0], V + 5, 6, S[1], V + 7], 1),
+        ([5, 6, 7], [I, K, D, R], [S[0], 5, S[1], V + 7], 1),
+        ([5, 6, 7], [K, I, R, K], [5, S[0], S[1], V + 6, 7], 2),
+    ],
+)
+def test_visible_replaced_tokens_follow_their_sentinel_marked_by_the_offset(tokens, tags, canvas, kept):
+    assert build_canvas(tokens, tags, S, replaced_offset=V) == canvas
+    assert kept_tokens(tags) == kept == len(build_canvas(tokens, tags, S)) - len(edit_spans(tags))
+
+
+def test_visible_replaced_tokens_carry_no_loss_and_keep_the_fills():
+    ids = SpecialIds(bos=0, eos=2, pad=1, sentinels=S, replaced_offset=V)
+    inputs, targets = build_generator_example([5, 6, 7], [K, R, R, K], [[8]], ids)
+    assert inputs == [0, S[0], V + 5, V + 6, 7, S[0], 8]
+    assert targets == [1, 1, 1, 1, 1, 8, 2]
 
 
 def test_fill_section_ends_each_span_with_the_next_sentinel_and_eos():
@@ -73,6 +99,21 @@ def test_targets_are_exactly_fills_and_terminators(seed, length, lam, mix):
     for j, target in enumerate(targets[:-1]):
         if target != IDS.pad:
             assert inputs[j + 1] == target
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31), st.integers(0, 40), st.floats(0.5, 6), MIXES, st.sampled_from([None, V]))
+def test_the_step_output_can_be_read_off_the_generator_example(seed, length, lam, mix, replaced_offset):
+    pair = random_training_pair(seed, length, lam, mix)
+    tags, fills = limit_spans(pair.x_next, pair.tags, pair.fills, len(S))
+    ids = SpecialIds(bos=0, eos=2, pad=1, sentinels=S, replaced_offset=replaced_offset)
+    inputs, targets = build_generator_example(pair.x_next, tags, fills, ids)
+    canvas = generator_canvas(inputs + [ids.pad] * 3, targets + [ids.pad] * 3, ids.pad)  # as padded in a batch
+    if not fills:
+        assert canvas is None
+        return
+    assert canvas == build_canvas(pair.x_next, tags, S, replaced_offset)
+    assert fill_canvas(canvas, fills, ids) == apply_edits(pair.x_next, tags, fills) == pair.x_prev
 
 
 @settings(max_examples=300, deadline=None)

@@ -205,3 +205,26 @@ def test_carried_values_follow_their_tokens(tokens, tags, fills):
     names = {f"old{i}": token for i, token in enumerate(tokens)}
     names.update({f"new{k}.{j}": token for k, fill in enumerate(fills) for j, token in enumerate(fill)})
     assert [names[value] for value in carried] == result
+
+
+class RecordingModel(InfillingModel):
+    def __init__(self):
+        super().__init__()
+        self.prefixes = []
+
+    def next_token_log_probs(self, rows, prefixes):
+        self.prefixes += [list(prefix) for prefix in prefixes]
+        return torch.zeros(len(prefixes), V)
+
+
+@pytest.mark.parametrize("replaced_offset, expected", [
+    (None, [[0, 3, B, 3], [0, A, 3, 3]]),  # a dropped replaced token: ``shown`` cannot matter
+    (V, [[0, 3, V + X, B, 3], [0, A, 3, V + C, 3]]),
+])
+def test_a_refill_shows_the_given_token_at_its_position_only_when_replaced_tokens_are_visible(replaced_offset,
+                                                                                             expected):
+    vocab = DecodeVocabulary(SpecialIds(bos=0, eos=2, pad=1, sentinels=(3, 4), replaced_offset=replaced_offset),
+                             VOCAB.fillable)
+    model = RecordingModel()
+    refill_predictions(model, [0], [[A, B]], vocab, shown=[[X, C]])
+    assert model.prefixes == expected

@@ -13,7 +13,7 @@ from corpus_helpers import REPO_ROOT
 from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import NoiseVocabulary
 from diffuser_mt.edits import Tag, apply_edits
-from diffuser_mt.rollin import fills_of
+from diffuser_mt.rollin import fills_of, rolled_in_hypothesis
 from diffuser_mt.training_examples import make_masking_example
 
 
@@ -95,6 +95,59 @@ def test_masking_examples_replace_tokens_one_for_one_and_reconstruct_x0(seed):
     assert len(x_t) == len(x0) and tags[0] == Tag.KEEP and set(tags) <= {Tag.KEEP, Tag.REPLACE}
     assert all(a == b for a, b, tag in zip(x_t, x0, tags[1:]) if tag == Tag.KEEP)
     assert 1 <= tags.count(Tag.REPLACE) <= len(x0)
+
+
+VISIBLE_IDS = SpecialIds(bos=0, eos=2, pad=1, sentinels=tuple(range(3, 11)), replaced_offset=40)
+
+
+def generator_view(example, ids):
+    """(x_t's tags as the generator's canvas marks them, the fills) of an example with visible replaced tokens."""
+    inputs = example.generator_inputs
+    canvas = inputs[1:inputs.index(ids.sentinels[0], inputs.index(ids.sentinels[0]) + 1)]  # up to the second S_0
+    marked = [token >= ids.replaced_offset for token in canvas if token not in ids.sentinels]
+    return [Tag.KEEP] + [Tag.REPLACE if flag else Tag.KEEP for flag in marked], fills_of(example.generator_targets,
+                                                                                         ids)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_unchanged_masked_tokens_are_rewritten_by_the_generator_and_kept_by_the_tagger(seed):
+    rng = np.random.default_rng(seed)
+    x0 = rng.integers(11, 40, size=int(rng.integers(1, 12))).tolist()
+    example = make_masking_example(x0, MASK_NOISE, VISIBLE_IDS, np.random.default_rng([7, seed]), unchanged=0.5)
+    x_t, tagger_tags = example.tagger_tokens[1:], example.tag_targets
+    generator_tags, fills = generator_view(example, VISIBLE_IDS)
+    assert apply_edits(x_t, generator_tags, fills) == x0
+    assert all(g == Tag.REPLACE for t, g in zip(tagger_tags, generator_tags) if t == Tag.REPLACE)
+    assert all(a == b for a, b, tag in zip(x_t, x0, tagger_tags[1:]) if tag == Tag.KEEP)
+
+
+@pytest.mark.parametrize("ids", [MASK_IDS, VISIBLE_IDS], ids=["dropped", "visible"])
+def test_a_masking_example_with_unchanged_tokens_rolls_in_to_x0_with_gold_draws(ids):
+    for seed in range(20):
+        x0 = list(range(11, 11 + 3 + seed % 9))
+        example = make_masking_example(x0, MASK_NOISE, ids, np.random.default_rng([5, seed]), unchanged=0.5)
+        x_t = example.tagger_tokens[1:]
+        assert rolled_in_hypothesis(x_t, example.tag_targets, example.generator_inputs, example.generator_targets,
+                                    example.generator_targets, ids) == x0
+
+
+def test_the_unchanged_share_of_masked_tokens_is_the_option():
+    unchanged = masked = 0
+    for i in range(400):
+        example = make_masking_example(list(range(11, 21)), MASK_NOISE, VISIBLE_IDS, np.random.default_rng([2, i]),
+                                       unchanged=0.2)
+        generator_tags, _ = generator_view(example, VISIBLE_IDS)
+        masked += generator_tags.count(Tag.REPLACE)
+        unchanged += sum(g == Tag.REPLACE and t == Tag.KEEP for t, g in zip(example.tag_targets, generator_tags))
+    share, sigma = unchanged / masked, (0.2 * 0.8 / masked) ** 0.5
+    assert abs(share - 0.2) < 4 * sigma
+
+
+def test_without_an_unchanged_share_masking_examples_are_as_before():
+    x0 = list(range(11, 30))
+    for i in range(20):
+        before = make_masking_example(x0, MASK_NOISE, MASK_IDS, np.random.default_rng([3, i]))
+        assert make_masking_example(x0, MASK_NOISE, MASK_IDS, np.random.default_rng([3, i]), unchanged=0.0) == before
 
 
 def test_masking_examples_draw_the_masked_count_uniformly():

@@ -27,7 +27,7 @@ def test_fills_read_off_the_targets_rebuild_x0(x0, seed):
     pair, example = gold_step(x0, seed)
     fills = fills_of(example.generator_targets, IDS)
     assert apply_edits(pair.x_next, example.tag_targets, fills) == x0
-    assert rolled_in_hypothesis(pair.x_next, example.tag_targets, example.generator_targets,
+    assert rolled_in_hypothesis(pair.x_next, example.tag_targets, example.generator_inputs, example.generator_targets,
                                 example.generator_targets, IDS) == x0
 
 
@@ -39,9 +39,11 @@ def test_rollin_supervision_reconstructs_x0_and_edits_only_drawn_errors(x0, seed
     targets = np.array(example.generator_targets)
     drawn = np.where((targets >= 4) & (targets < 30) & (rng.random(targets.size) < 0.3),
                      rng.integers(4, 30, targets.size), targets)
-    hypothesis = rolled_in_hypothesis(pair.x_next, example.tag_targets, example.generator_targets, drawn, IDS)
+    hypothesis = rolled_in_hypothesis(pair.x_next, example.tag_targets, example.generator_inputs,
+                                      example.generator_targets, drawn, IDS)
     assert len(hypothesis) == len(x0)
-    rolled = rollin_example(pair.x_next, example.tag_targets, example.generator_targets, drawn, x0, IDS)
+    rolled = rollin_example(pair.x_next, example.tag_targets, example.generator_inputs, example.generator_targets,
+                            drawn, x0, IDS)
     assert rolled.tagger_tokens == [IDS.bos, *hypothesis]
     wrong = sum(h != x for h, x in zip(hypothesis, x0))
     assert sum(tag != Tag.KEEP for tag in rolled.tag_targets) <= wrong
@@ -51,7 +53,7 @@ def test_rollin_supervision_reconstructs_x0_and_edits_only_drawn_errors(x0, seed
 
 def test_correct_draws_give_an_all_keep_example():
     pair, example = gold_step([5, 6, 7, 8, 9, 10, 11, 12], seed=3)
-    rolled = rollin_example(pair.x_next, example.tag_targets, example.generator_targets,
+    rolled = rollin_example(pair.x_next, example.tag_targets, example.generator_inputs, example.generator_targets,
                             example.generator_targets, pair.x_prev, IDS)
     assert set(rolled.tag_targets) == {Tag.KEEP} and set(rolled.generator_targets) <= {IDS.pad}
 

@@ -119,8 +119,9 @@ class DiffuserLoss(FairseqCriterion):
             x_t = sample["net_input"]["tagger_tokens"][row, 1:len(tags)].tolist()
             target = sample["target"][row]
             x0 = target[target != self.padding_idx][:-1].tolist()  # drop eos
-            example = rollin_example(x_t, tags, sample["generator_target"][row].tolist(), draws[row].tolist(), x0,
-                                     ids, task.corruption.unit, task.noise_vocab.is_word_start)
+            example = rollin_example(x_t, tags, sample["net_input"]["generator_tokens"][row].tolist(),
+                                     sample["generator_target"][row].tolist(), draws[row].tolist(), x0, ids,
+                                     task.corruption.unit, task.noise_vocab.is_word_start)
             items.append(example_tensors(example))
         stacked = {key: value.to(draws.device) for key, value in collate_examples(items, ids.pad).items()}
         rows = rows.to(draws.device)

@@ -17,7 +17,10 @@ Layouts (both load from checkpoints of either, see ``load_state_dict``):
 generator's depth. ``--init-generator-from CKPT`` starts the generator (and the
 shared encoder) from a fairseq ``transformer`` trained on the same data: on an
 empty canvas the generator is an autoregressive translation model
-(``fairseq_plugins.models.warm_start``).
+(``fairseq_plugins.models.warm_start``). ``--visible-replaced`` keeps the
+tokens a step replaces on the generator's canvas, marked by a learned type
+embedding (``diffuser_mt.replaced_embedding``); the task then lays out its
+canvases so (``DiffuserModel.replaced_offset``).
 
 No timestep embedding: the paper does not mention one, and start states such
 as an AR hypothesis have no well-defined t. Within each model all embeddings
@@ -35,6 +38,7 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 from torch import nn
 
 from diffuser_mt.edits import NUM_TAGS
+from diffuser_mt.replaced_embedding import ReplacedTokenEmbedding
 from fairseq_plugins.checkpoint_safety import StateDictFitCheck
 from fairseq_plugins.models.cpu_sizes import apply_size
 from fairseq_plugins.models.warm_start import init_from_transformer
@@ -70,6 +74,9 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
                             help="initialise the generator (and the shared encoder) from a fairseq transformer "
                                  "checkpoint trained on the same dictionary; the span sentinels' embeddings stay "
                                  "fresh. Recorded in the checkpoint as generator_initialised_from")
+        parser.add_argument("--visible-replaced", action=argparse.BooleanOptionalAction,
+                            help="the generator sees the tokens a step replaces (after the span's sentinel, marked "
+                                 "by a learned type embedding, as in the paper) instead of only the sentinel")
 
     @classmethod
     def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
@@ -106,7 +113,15 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
             init_from_transformer(generator, args.init_generator_from, len(task.target_dictionary) - task.cfg.max_spans)
             # a checkpoint of this model holds the weights: loading it must not read the AR checkpoint again
             args.generator_initialised_from, args.init_generator_from = args.init_generator_from, None
+        if args.visible_replaced:
+            generator.decoder.embed_tokens = ReplacedTokenEmbedding(generator.decoder.embed_tokens)
         return cls(args, tagger, generator)
+
+    @property
+    def replaced_offset(self):
+        """None, or V: the generator reads a visible replaced token i as the id V + i (``diffuser_mt.canvas``)."""
+        embedding = self.generator.decoder.embed_tokens
+        return embedding.offset if isinstance(embedding, ReplacedTokenEmbedding) else None
 
     def forward(self, src_tokens, src_lengths, tagger_tokens, generator_tokens, **unused):
         """Return (tag logits B x (L+1) x NUM_TAGS, generator features B x |Z|-1 x d).
@@ -190,6 +205,7 @@ def diffuser_base_architecture(args):
     args.tagger_layers = getattr(args, "tagger_layers", None) or args.decoder_layers
     args.init_generator_from = getattr(args, "init_generator_from", None)
     args.generator_initialised_from = getattr(args, "generator_initialised_from", None)
+    args.visible_replaced = getattr(args, "visible_replaced", False)
 
 
 @register_model_architecture("diffuser", "diffuser_base")

@@ -7,6 +7,7 @@ iterative edit decoder, so ``fairseq-generate`` and ``--eval-bleu`` validation
 decode with it. All corruption and search maths is in ``diffuser_mt``.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -79,6 +80,11 @@ class DiffuserConfig(LanguagePairConfig):
         metadata={"help": "training: share of examples that are CMLM-style masking instead of a corruption: x_0 "
                           "with a uniform number (1..L) of its tokens replaced by noise, one for one, so the "
                           "generator learns to rewrite a few tokens in their context (what --remask-share asks)"})
+    masking_unchanged: float = field(
+        default=0.0,
+        metadata={"help": "training: share of the tokens a masking example masks that keep their value instead of "
+                          "noise (BERT's unchanged share): the generator still rewrites them, the tagger keeps them; "
+                          "with --visible-replaced the generator learns that a token it re-edits may be right"})
     noise_distribution: ChoiceEnum(NOISE_DISTRIBUTIONS) = field(
         default="uniform",
         metadata={"help": "corruption: draw replace/insert noise tokens uniformly from the vocabulary, or by their "
@@ -156,7 +162,7 @@ class DiffuserTask(LanguagePairTask):
         self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word",
                                             distribution=str(cfg.noise_distribution))
         self.fillable = fillable_mask(self.noise_vocab)
-        for name in ("postedit_prob", "rollin_prob", "masking_prob"):
+        for name in ("postedit_prob", "rollin_prob", "masking_prob", "masking_unchanged"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
                 raise SystemExit(f"error: --{name.replace('_', '-')} must lie in [0, 1], got {getattr(cfg, name)}")
         if cfg.postedit_prob > 0 and not cfg.postedit_file:
@@ -164,6 +170,12 @@ class DiffuserTask(LanguagePairTask):
         self.manifest, self.corpus_task = data_manifest(cfg.data)
         decode_config(self.decoding_options(None), cfg.max_target_positions)  # validate before any work
         self.init_tokens = None  # ids of --init-file's hypotheses, read with the decoded split
+
+    def build_model(self, cfg, from_checkpoint=False):
+        """The model; the canvases follow it: with --visible-replaced its generator reads replaced tokens."""
+        model = super().build_model(cfg, from_checkpoint)
+        self.special_ids = dataclasses.replace(self.special_ids, replaced_offset=model.replaced_offset)
+        return model
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
@@ -180,7 +192,7 @@ class DiffuserTask(LanguagePairTask):
             fixed_epoch=None if training else 1, length_aware=not self.cfg.batch_by_clean_length,
             hypotheses=hypotheses, postedit_prob=self.cfg.postedit_prob if training else 0.0,
             rollin_prob=self.cfg.rollin_prob if training else 0.0,
-            masking_prob=self.cfg.masking_prob if training else 0.0,
+            masking_prob=self.cfg.masking_prob if training else 0.0, masking_unchanged=self.cfg.masking_unchanged,
         )
 
     def reduce_metrics(self, logging_outputs, criterion):
