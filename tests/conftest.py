@@ -1,9 +1,10 @@
-"""Session fixtures: a small binarized slice of the real default corpus."""
+"""Session fixtures: a small binarized slice of the real default corpus, and tiny checkpoints of every family."""
 from __future__ import annotations
 
 import pytest
 
 from corpus_helpers import REAL_DICTIONARY, run_prepare, write_dictionary
+from fairseq_helpers import TINY_FAMILIES, TINY_UPDATES, fairseq
 from data_scripts.ding import sentence_pairs
 
 
@@ -25,3 +26,18 @@ def small_corpus(tmp_path_factory):
                          "--workers", "1")
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(small_corpus, tmp_path_factory) -> dict:
+    """{family: checkpoint_last.pt after TINY_UPDATES updates on small_corpus} (``fairseq_helpers.TINY_FAMILIES``),
+    its copy checkpoint_1_10.pt beside it. For tests of loading and decoding, not of quality; a test that changes
+    a file restores it."""
+    saved = {}
+    for family, options in TINY_FAMILIES.items():
+        save_dir = tmp_path_factory.mktemp(f"tiny_{family}")
+        fairseq("fairseq-train", small_corpus / "bin", *options, "--save-dir", save_dir, "--max-update", TINY_UPDATES,
+                "--save-interval-updates", TINY_UPDATES, "--keep-interval-updates", "1", "--no-epoch-checkpoints",
+                "--disable-validation")
+        saved[family] = save_dir / "checkpoint_last.pt"
+    return saved

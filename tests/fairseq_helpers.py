@@ -27,6 +27,10 @@ TRANSFORMER_TINY = ["--user-dir", USER_DIR, "--task", "translation", "--arch", "
                     "--share-all-embeddings", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing",
                     "0.1", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "2000", "--cpu",
                     "--no-progress-bar", "--num-workers", "0", "--seed", "7"]
+# the families of the session's tiny checkpoints (conftest.tiny_checkpoints), trained TINY_UPDATES updates each
+TINY_FAMILIES = {"diffuser": DIFFUSER_TINY, "d3pm": D3PM_TINY, "diffuseq": DIFFUSEQ_TINY,
+                 "transformer": TRANSFORMER_TINY}
+TINY_UPDATES = 10
 
 
 def fairseq(program: str, *args, check: bool = True, cwd=None) -> subprocess.CompletedProcess:

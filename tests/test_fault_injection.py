@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from fairseq import checkpoint_utils
-from fairseq_helpers import D3PM_TINY, DIFFUSER_TINY, DIFFUSEQ_TINY, TRANSFORMER_TINY, USER_DIR, fairseq
+from fairseq_helpers import DIFFUSER_TINY, TINY_FAMILIES, TINY_UPDATES, USER_DIR, fairseq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,20 +18,13 @@ import fairseq_plugins  # noqa: F401  (guards fairseq's checkpoint loading)
 from fairseq_plugins.checkpoint_safety import LEGACY_MAGIC, DamagedCheckpoint, verify_checkpoint_file
 from fairseq_plugins.complete_batching import complete_batches
 
-FAMILIES = {"diffuser": DIFFUSER_TINY, "d3pm": D3PM_TINY, "diffuseq": DIFFUSEQ_TINY, "transformer": TRANSFORMER_TINY}
+FAMILIES = TINY_FAMILIES
 
 
 @pytest.fixture(scope="module")
-def checkpoints(small_corpus, tmp_path_factory) -> dict:
-    """{family: checkpoint_last.pt after 2 updates}; its copy checkpoint_1_2.pt beside it."""
-    saved = {}
-    for family, options in FAMILIES.items():
-        save_dir = tmp_path_factory.mktemp(family)
-        fairseq("fairseq-train", small_corpus / "bin", *options, "--save-dir", save_dir, "--max-update", "2",
-                "--save-interval-updates", "1", "--keep-interval-updates", "1", "--no-epoch-checkpoints",
-                "--disable-validation")
-        saved[family] = save_dir / "checkpoint_last.pt"
-    return saved
+def checkpoints(tiny_checkpoints) -> dict:
+    """{family: checkpoint_last.pt after TINY_UPDATES updates}; its copy checkpoint_1_10.pt beside it."""
+    return {family: tiny_checkpoints[family] for family in FAMILIES}
 
 
 def same_state(a, b) -> bool:
@@ -142,14 +135,15 @@ def test_fairseq_generate_refuses_a_truncated_checkpoint_with_one_line(checkpoin
 
 def test_resuming_from_a_damaged_checkpoint_last_names_the_intact_one_and_it_resumes(checkpoints, small_corpus):
     save_dir = checkpoints["diffuser"].parent
-    intact = save_dir / "checkpoint_1_2.pt"
+    intact = save_dir / f"checkpoint_1_{TINY_UPDATES}.pt"
     assert intact.exists()
     last = save_dir / "checkpoint_last.pt"
     kept = last.read_bytes()
     damaged = bytearray(kept)
     damaged[len(damaged) // 2] ^= 0xFF
     last.write_bytes(bytes(damaged))
-    command = ["fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--save-dir", save_dir, "--max-update", "3",
+    command = ["fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--save-dir", save_dir, "--max-update",
+               TINY_UPDATES + 1,
                "--no-epoch-checkpoints", "--disable-validation", "--no-save"]
     try:
         refused = fairseq(*command, check=False)
@@ -158,7 +152,7 @@ def test_resuming_from_a_damaged_checkpoint_last_names_the_intact_one_and_it_res
         assert line.startswith(f"error: checkpoint {last}: truncated or corrupted") and "CRC" in line, line
         assert line.endswith(f"(--restore-file {intact})"), line
         resumed = fairseq(*command, "--restore-file", intact)
-        assert "Loaded checkpoint" in resumed.stdout and "@ 2 updates" in resumed.stdout
+        assert "Loaded checkpoint" in resumed.stdout and f"@ {TINY_UPDATES} updates" in resumed.stdout
     finally:
         last.write_bytes(kept)
 
