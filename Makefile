@@ -9,11 +9,13 @@ ENV_STAMP := $(VENV)/.installed
 DATA_BIN := data-bin/ding.en-de
 DING := /usr/share/trans/de-en
 DEMO_MINUTES ?= 15
-BENCH_MINUTES ?= 15
+BENCH_MINUTES ?= 30
+BENCH_OTHER_MINUTES ?= 15
 CURVE_MINUTES ?= 30
+CURVE_INTERVAL ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test bench curves clean-venv
+.PHONY: setup data demo test bench curves results clean-venv
 
 setup: $(ENV_STAMP)
 
@@ -44,14 +46,25 @@ demo: data
 	$(PY) data_scripts/ar_bootstrap.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES) \
 		--traces 3 --html checkpoints/demo/trace.html
 
+# throughput; learning curves of the AR transformer, LevT and DiffusER up to BENCH_MINUTES; all five systems
+# side by side: those three from their curves' last checkpoints, DiffuSeq and D3PM trained BENCH_OTHER_MINUTES
+# (their decoders are 10-100x slower). Finished trainings and curve decodes are reused on a re-run.
 bench: data
 	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
-	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES)
+	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES) --interval $(CURVE_INTERVAL)
+	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_OTHER_MINUTES) \
+		--from-curves checkpoints/curves --curve-minutes $(BENCH_MINUTES)
+	$(PY) benchmarks/readme_results.py
 
-# valid BLEU of the AR transformer, the Levenshtein Transformer and DiffusER every 5 minutes of training, up to
-# CURVE_MINUTES each (about 1.5 x that per system with the decodes); kept checkpoints are reused on a re-run.
+# valid BLEU of the AR transformer, the Levenshtein Transformer and DiffusER every CURVE_INTERVAL minutes of
+# training, up to CURVE_MINUTES each; kept checkpoints and decodes are reused on a re-run.
 curves: data
-	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(CURVE_MINUTES)
+	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(CURVE_MINUTES) --interval $(CURVE_INTERVAL)
+	$(PY) benchmarks/readme_results.py
+
+# the README's results block, from the results files in benchmarks/results/
+results: $(ENV_STAMP)
+	$(PY) benchmarks/readme_results.py
 
 # ruff (pyproject.toml's [tool.ruff]) first, then the whole test suite.
 test: $(ENV_STAMP) $(DING)

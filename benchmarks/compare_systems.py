@@ -8,7 +8,10 @@
    d 256, FFN 1024, 4 heads; 3+3 layers, DiffusER's tagger and generator each, DiffuSeq 6 encoder layers), each
    with its recipe (``data_scripts/recipes.py``: the same optimizer, Adam, lr 1e-3, inverse_sqrt, 400 warm-up
    updates), the same batch size (--max-tokens) and budget
-   (``--minutes``, fairseq's --stop-time-hours). A finished run in ``--work-dir/SYSTEM`` is reused.
+   (``--minutes``, fairseq's --stop-time-hours). A finished run in ``--work-dir/SYSTEM`` is reused. With
+   ``--from-curves DIR``, a system whose learning curve (benchmarks/learning_curves.py) kept a checkpoint at
+   ``--curve-minutes`` in DIR/SYSTEM is not trained again: that checkpoint and its run's figures stand in
+   (``make bench``: the AR transformer, LevT and DiffusER at the curves' budget, the others at ``--minutes``).
 2. Decodes the test split with each system's decoders (``DECODERS``; DiffusER from random tokens greedy and 2D
    beam, and from the transformer's beam-5 output: the AR bootstrap) with ``fairseq-generate``, one after the
    other, at the same batch size, and scores the detokenized output with sacreBLEU against the raw references.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import re
 import subprocess
@@ -38,7 +42,8 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks.common import PARAMS_PATTERN, machine, write_results  # noqa: E402
+from benchmarks.common import (EPOCH_PATTERN, PARAMS_PATTERN, machine, snapshot_path,  # noqa: E402
+                               snapshot_training, write_results)
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, SYSTEMS, run_arguments  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
@@ -46,7 +51,6 @@ from diffuser_mt.metrics import corpus_bleu, paired_bootstrap  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
 SPEED_PATTERN = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
-EPOCH_PATTERN = re.compile(r"\| train \| epoch \d+ \|.*\| wps ([\d.]+) \|.*\| num_updates (\d+) \|")
 
 @dataclass(frozen=True)
 class Decoder:
@@ -94,6 +98,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--spm-model", type=Path, default=REPO_ROOT / "data/ding/spm.model",
                         help="sentencepiece model of the data (detokenizes outputs, encodes the AR bootstrap)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget of every system")
+    parser.add_argument("--from-curves", type=Path, default=None,
+                        help="a learning curves' work dir: systems with a checkpoint at --curve-minutes there are "
+                             "taken from it instead of trained")
+    parser.add_argument("--curve-minutes", type=float, default=None,
+                        help="which of the curves' checkpoints (default: --minutes)")
     parser.add_argument("--size", choices=SIZES, default="small", help="model size class")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
                         help="training batch size in tokens, every system")
@@ -112,6 +121,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if "transformer" not in args.systems:
         args.systems = ["transformer", *args.systems]
+    if args.curve_minutes is None:
+        args.curve_minutes = args.minutes
     return args
 
 
@@ -136,13 +147,20 @@ def train_command(system: str, args: argparse.Namespace) -> list[str]:
 
 
 def train(system: str, args: argparse.Namespace) -> dict:
-    """Train (or resume) one system for the budget; its training figures, also kept in train_stats.json."""
+    """Train (or resume) one system for the budget, or take its learning curve's checkpoint (``--from-curves``);
+    its training figures (under "checkpoint": the one to decode), also kept in train_stats.json."""
+    if args.from_curves is not None and snapshot_path(args.from_curves / system, args.curve_minutes).exists():
+        stats = snapshot_training(args.from_curves / system, args.curve_minutes)
+        if not stats["train_tokens_per_second"]:
+            raise SystemExit(f"error: {args.from_curves / system}/train.log times no training epoch")
+        return {"minutes": args.curve_minutes, "size": args.size, "from_curves": True,
+                "checkpoint": str(snapshot_path(args.from_curves / system, args.curve_minutes)), **stats}
     save_dir = args.work_dir / system
     stats_path = save_dir / "train_stats.json"
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
         if stats["minutes"] == args.minutes and stats["size"] == args.size:
-            return stats
+            return {"checkpoint": str(save_dir / "checkpoint_best.pt"), **stats}
     command = [fairseq_executable("fairseq-train"), *train_command(system, args)]
     log_path = save_dir / "train.log"
     peak = run_measured(command, log_path, append=True)
@@ -155,7 +173,8 @@ def train(system: str, args: argparse.Namespace) -> dict:
     if tokens_per_second == 0:  # fairseq times updates from the second one on
         raise SystemExit(f"error: {system} did {epochs[-1][1]} update(s) in the budget, too few to time; "
                          "raise --minutes")
-    stats = {"minutes": args.minutes, "size": args.size, "updates": int(epochs[-1][1]),
+    stats = {"minutes": args.minutes, "size": args.size, "checkpoint": str(save_dir / "checkpoint_best.pt"),
+             "updates": int(epochs[-1][1]),
              "train_tokens_per_second": tokens_per_second,
              "parameters": int(params[-1].replace(",", "")), "train_peak_rss_mib": peak}
     with atomic_write(stats_path) as out:
@@ -174,12 +193,13 @@ def generate_command(system: str, checkpoint: Path, data: Path, split: str, opti
             "--max-len-b", 10, "--cpu", "--seed", args.seed]
 
 
-def decode(name: str, options: list, system: str, args: argparse.Namespace, references: list[str]) -> dict:
+def decode(name: str, options: list, system: str, checkpoint: Path, args: argparse.Namespace,
+           references: list[str]) -> dict:
     """Decode the test split with fairseq-generate; BLEU, speed and peak memory."""
     save_dir = args.work_dir / system
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     output = save_dir / f"generate-test.{slug}.txt"
-    command = generate_command(system, save_dir / "checkpoint_best.pt", args.data, "test", options, args)
+    command = generate_command(system, checkpoint, args.data, "test", options, args)
     if RECIPES[system].task == "diffuser":
         command += ["--init-spm-model", args.spm_model]
     peak = run_measured(command, output)
@@ -194,21 +214,22 @@ def decode(name: str, options: list, system: str, args: argparse.Namespace, refe
             "decode_peak_rss_mib": peak, **corpus_bleu(hypotheses, references)}
 
 
-def step_sweep(args: argparse.Namespace, references: list[str], rows: dict) -> list[dict]:
+def step_sweep(args: argparse.Namespace, references: list[str], rows: dict, checkpoint: Path) -> list[dict]:
     """BLEU and decoding time per step count; a step count that a table row already decoded with the same
     options (the forced 12 steps) reuses that row."""
     decoded = {tuple(DECODERS[name].options): row for name, row in rows.items() if row["system"] == "diffuser"}
     points = []
     for steps in tqdm(args.sweep_steps, desc="DiffusER step sweep"):
         options = ["--decode-steps", str(steps), "--force-decode-steps"]
-        result = decoded.get(tuple(options)) or decode(f"sweep greedy {steps} steps", options, "diffuser", args,
-                                                       references)
+        result = decoded.get(tuple(options)) or decode(f"sweep greedy {steps} steps", options, "diffuser",
+                                                       checkpoint, args, references)
         points.append({"steps": steps, "bleu": result["bleu"], "decode_seconds": result["decode_seconds"]})
     return points
 
 
 def plot_sweep(points: list[dict], path: Path) -> None:
     """BLEU and decoding time against the number of steps, as the paper's Figure 4 plots BLEU."""
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # importing fairseq leaves the root logger at DEBUG
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,14 +298,15 @@ def targets(rows: dict, training: dict, tests: list[dict]) -> list[tuple[str, bo
 
 def markdown(results: dict) -> str:
     training, rows = results["training"], results["rows"]
-    lines = ["| system, decoder | test BLEU | decode sent/s | x AR | train tok/s | x AR | updates | parameters | "
-             "peak MiB train / decode | paper (WMT'14) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| system, decoder | test BLEU | decode sent/s | x AR | train tok/s | x AR | train min | updates | "
+             "parameters | peak MiB train / decode | paper (WMT'14) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         train_row = training[row["system"]]
         paper = PAPER_BLEU.get(name)
         lines.append(f"| {name} | {row['bleu']:.2f} | {row['sentences_per_second']:.1f} | "
                      f"{row['decode_ratio_to_ar']:.2f} | {train_row['train_tokens_per_second']:.0f} | "
-                     f"{train_row['train_ratio_to_ar']:.2f} | {train_row['updates']} | {train_row['parameters']:,} | "
+                     f"{train_row['train_ratio_to_ar']:.2f} | {train_row['minutes']:g} | {train_row['updates']} | "
+                     f"{train_row['parameters']:,} | "
                      f"{train_row['train_peak_rss_mib']} / {row['decode_peak_rss_mib']} | "
                      f"{'' if paper is None else paper} |")
     lines.append("")
@@ -325,14 +347,18 @@ def main(argv=None) -> int:
     for name, decoder in tqdm(chosen.items(), desc="decoding"):
         ar_output = args.work_dir / "transformer" / "generate-test.transformer-beam-5.txt"
         options = [option.format(ar_output=ar_output) for option in decoder.options]
-        rows[name] = decode(name, options, decoder.system, args, references)
+        rows[name] = decode(name, options, decoder.system, Path(training[decoder.system]["checkpoint"]), args,
+                            references)
     for row in rows.values():
         row["decode_ratio_to_ar"] = row["sentences_per_second"] / rows[BASELINE]["sentences_per_second"]
-    sweep = step_sweep(args, references, rows) if "diffuser" in training and args.sweep_steps else []
+    sweep = (step_sweep(args, references, rows, Path(training["diffuser"]["checkpoint"]))
+             if "diffuser" in training and args.sweep_steps else [])
     if sweep:
         plot_sweep(sweep, args.out.with_name("step_sweep.png"))
     results = {
-        "benchmark": f"all systems on {args.data.name}, {args.minutes:g} training minutes each",
+        "benchmark": f"all systems on {args.data.name}, {args.minutes:g} training minutes each"
+                     + "".join(f"; {system} {stats['minutes']:g} (its learning curve's)"
+                               for system, stats in training.items() if stats.get("from_curves")),
         "command": "benchmarks/compare_systems.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "settings": {"minutes": args.minutes, "size": args.size, "max_tokens": args.max_tokens,

@@ -11,7 +11,12 @@
    ``--valid-subset``, a split binarized beside it) and scored with sacreBLEU against its raw references.
 3. Derived: the AR transformer's valid BLEU at ``--bar-minutes`` (interpolated along its curve) and the minutes
    each system needs to reach it ("not reached" within the budget).
-4. Out of domain: the last checkpoint of each system decoded on ``--ood-source``/``--ood-reference`` (by
+4. At the budget: the last checkpoint of each system decoded on ``--test-subset`` (and DiffusER also from the AR
+   system's test hypotheses, the AR bootstrap), with its BLEU, decoding sentences/s, updates, training tokens/s
+   (the mean of fairseq's per-epoch ``wps``) and peak training memory (the largest of the segments'), each
+   also as a ratio to the AR run; DiffusER against the AR system and against the Levenshtein Transformer with
+   sacreBLEU's paired bootstrap resampling (1,000 samples: BLEU, 95% interval half-widths, p-value).
+5. Out of domain: the last checkpoint of each system decoded on ``--ood-source``/``--ood-reference`` (by
    default the newstest2014 sample of ../shared/fixtures/wmt14 when it is there), encoded with the data's
    sentencepiece model and binarized with its dictionaries.
 
@@ -22,28 +27,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import logging
 import math
 import os
 import shutil
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-import fairseq_plugins  # noqa: E402,F401  (the checkpoint allow-list, for torch.load below)
-from benchmarks.common import machine, write_results  # noqa: E402
-from benchmarks.compare_systems import DECODERS, PAPER_BLEU, generate_command, run_measured  # noqa: E402
+from benchmarks.common import (machine, progress_of, snapshot_path, snapshot_training,  # noqa: E402
+                               write_results)
+from benchmarks.compare_systems import DECODERS, PAPER_BLEU, SPEED_PATTERN, generate_command, run_measured  # noqa: E402
 from data_scripts.corpus_build import load_sentencepiece  # noqa: E402
 from data_scripts.fairseq_tools import fairseq_executable, run_fairseq  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, run_arguments  # noqa: E402
 from diffuser_mt.data_manifest import read_manifest  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
-from diffuser_mt.metrics import corpus_bleu  # noqa: E402
-from diffuser_mt.textio import InputError, read_lines  # noqa: E402
+from diffuser_mt.metrics import corpus_bleu, paired_bootstrap  # noqa: E402
+from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
 # each system's own decoder (a row of compare_systems.DECODERS)
 CURVE_DECODERS = {"transformer": "transformer, beam 5",
@@ -53,7 +59,11 @@ CURVE_DECODERS = {"transformer": "transformer, beam 5",
                   "diffuser_separate": "DiffusER, random start, greedy, 12 steps",
                   "diffuseq": "DiffuSeq, 200 DDIM steps", "d3pm": "D3PM absorbing, 20 steps"}
 BASELINE = "transformer"
-OOD_SAMPLE = REPO_ROOT.parent / "shared/fixtures/wmt14/newstest2014.300"
+BOOTSTRAP = "diffuser + AR bootstrap"  # DiffusER started from the AR system's test hypotheses
+BOOTSTRAP_OPTIONS = ["--init-mode", "file", "--init-file", "{ar_output}", "--init-spm-model", "{spm_model}"]
+# the comparisons at the budget, each with its paired bootstrap test: (system, baseline)
+COMPARISONS = [("diffuser", "transformer"), (BOOTSTRAP, "transformer"), ("diffuser", "levenshtein_transformer")]
+OOD_SAMPLE = REPO_ROOT.parent / "shared/fixtures/wmt14"  # newstest2014.300.en / .de
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,9 +72,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--valid-subset", default="valid", help="the split every checkpoint is decoded on")
     parser.add_argument("--valid-reference", type=Path, default=REPO_ROOT / "data/ding/valid.de",
                         help="raw (detokenized) references of that split")
-    parser.add_argument("--ood-source", type=Path, default=OOD_SAMPLE.with_suffix(".en"),
+    parser.add_argument("--test-subset", default="test", help="the split the last checkpoints are decoded on")
+    parser.add_argument("--test-reference", type=Path, default=REPO_ROOT / "data/ding/test.de",
+                        help="raw (detokenized) references of that split")
+    parser.add_argument("--ood-source", type=Path, default=OOD_SAMPLE / "newstest2014.300.en",
                         help="out-of-domain source sentences, one per line (skipped when absent)")
-    parser.add_argument("--ood-reference", type=Path, default=OOD_SAMPLE.with_suffix(".de"),
+    parser.add_argument("--ood-reference", type=Path, default=OOD_SAMPLE / "newstest2014.300.de",
                         help="their references")
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget of every system")
     parser.add_argument("--interval", type=float, default=5.0, help="minutes of training between kept checkpoints")
@@ -96,47 +109,92 @@ def snapshot_minutes(minutes: float, interval: float) -> list[float]:
     return [round(min((k + 1) * interval, minutes), 4) for k in range(count)]
 
 
-def snapshot_path(save_dir: Path, minutes: float) -> Path:
-    return save_dir / f"checkpoint_{minutes:g}min.pt"
-
-
 def train_until(system: str, minutes: float, args: argparse.Namespace) -> Path:
     """The system's checkpoint after ``minutes`` of training, trained (resuming the last segment) unless kept."""
     save_dir = args.work_dir / system
     snapshot = snapshot_path(save_dir, minutes)
     if snapshot.exists():
         return snapshot
+    last = save_dir / "checkpoint_last.pt"
+    if last.exists() and (trained := progress_of(last)["training_minutes"]) > minutes:
+        raise InputError(f"{save_dir} holds a run of {trained:.1f} training minutes, past the {minutes:g}-minute "
+                         "checkpoint asked for (kept with another --interval?): use another --work-dir")
     recipe = dataclasses.replace(RECIPES[system], max_tokens=args.max_tokens)
     command = [fairseq_executable("fairseq-train"), *recipe.train_arguments(args.data, args.size),
                *run_arguments(save_dir, minutes, args.seed, args.num_workers)]
-    run_measured(command, save_dir / "train.log", append=True)
+    peak = run_measured(command, save_dir / "train.log", append=True)
+    with atomic_write(snapshot.with_suffix(".json")) as stream:  # the segment's peak memory, for the table
+        json.dump({"train_peak_rss_mib": peak}, stream)
     partial = snapshot.with_name(snapshot.name + ".partial")
     shutil.copyfile(save_dir / "checkpoint_last.pt", partial)
     os.replace(partial, snapshot)
     return snapshot
 
 
-def progress_of(checkpoint: Path) -> dict:
-    """Updates and training minutes (fairseq's cumulative training time) stored in a checkpoint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    return {"updates": int(state["optimizer_history"][-1]["num_updates"]),
-            "training_minutes": float(state["extra_state"]["previous_training_time"]) / 60}
-
-
-def decoded_bleu(system: str, checkpoint: Path, data: Path, split: str, references: list[str], name: str,
-                 args: argparse.Namespace) -> dict:
-    """BLEU of the system's decoder on ``split`` of ``data`` (decoded unless its output, named ``name``, is
-    kept)."""
+def decode(system: str, checkpoint: Path, data: Path, split: str, name: str, args: argparse.Namespace,
+           options: list | None = None) -> Path:
+    """fairseq-generate's output of the system's decoder (or ``options``) on ``split`` of ``data``, named
+    ``name`` beside the checkpoint (decoded unless kept)."""
     output = checkpoint.with_name(f"{checkpoint.stem}.generate-{name}.txt")
     if not output.exists():
-        command = generate_command(system, checkpoint, data, split, DECODERS[CURVE_DECODERS[system]].options, args)
+        options = DECODERS[CURVE_DECODERS[system]].options if options is None else options
+        command = generate_command(system, checkpoint, data, split, options, args)
         partial = output.with_name(output.name + ".partial")
         run_measured(command, partial)
         os.replace(partial, output)
+    return output
+
+
+def scored(output: Path, references: list[str]) -> dict:
+    """sacreBLEU of a fairseq-generate output and its decoding speed; its hypotheses under "hypotheses"."""
     hypotheses = read_hypotheses(output, prefix="D")
     if len(hypotheses) != len(references):
         raise InputError(f"{output}: {len(hypotheses)} hypotheses for {len(references)} references")
-    return {"sentences": len(hypotheses), **corpus_bleu(hypotheses, references)}
+    speed = SPEED_PATTERN.search(output.read_text(encoding="utf-8"))
+    sentences, _, seconds = (float(group.replace(",", "")) for group in speed.groups()) if speed else (0, 0, 0)
+    return {"sentences": len(hypotheses), "sentences_per_second": sentences / seconds if seconds else None,
+            "hypotheses": hypotheses, **corpus_bleu(hypotheses, references)}
+
+
+def ratio(value: float | None, baseline: float | None) -> float | None:
+    return None if value is None or not baseline else value / baseline
+
+
+def at_budget(series: dict[str, list[dict]], times: list[float], args: argparse.Namespace) -> tuple[dict, list]:
+    """{system: figures of its last checkpoint, also as ratios to the AR run} and the COMPARISONS' paired
+    bootstrap tests, on ``--test-subset``."""
+    references = read_lines(args.test_reference, allow_empty_lines=False)
+    decoded = {}
+    for system, points in series.items():
+        decoded[system] = (system, decode(system, Path(points[-1]["checkpoint"]), args.data, args.test_subset,
+                                          args.test_subset, args))
+    if "diffuser" in series:
+        spm_model = (read_manifest(args.data) or {}).get("sentencepiece_model") or ""
+        spm_model = spm_model if Path(spm_model).is_absolute() else REPO_ROOT / spm_model
+        options = [option.format(ar_output=decoded[BASELINE][1], spm_model=spm_model) for option in
+                   [*DECODERS[CURVE_DECODERS["diffuser"]].options, *BOOTSTRAP_OPTIONS]]
+        decoded[BOOTSTRAP] = ("diffuser", decode("diffuser", Path(series["diffuser"][-1]["checkpoint"]), args.data,
+                                                 args.test_subset, f"{args.test_subset}-ar-bootstrap", args, options))
+    figures, hypotheses = {}, {}
+    for name, (system, output) in decoded.items():
+        score, training = scored(output, references), snapshot_training(args.work_dir / system, times[-1])
+        hypotheses[name] = score.pop("hypotheses")
+        figures[name] = {"system": system, "test_bleu": score["bleu"], "sentences": score["sentences"],
+                         "sentences_per_second": score["sentences_per_second"],
+                         "updates": series[system][-1]["updates"],
+                         **{key: training[key] for key in ("train_tokens_per_second", "train_peak_rss_mib")}}
+    base = figures[BASELINE]
+    for row in figures.values():
+        for key in ("sentences_per_second", "updates", "train_tokens_per_second", "train_peak_rss_mib"):
+            row[f"{key}_x_ar"] = ratio(row[key], base[key])
+    tests = []
+    for system, baseline in COMPARISONS:
+        if system in hypotheses and baseline in hypotheses:
+            test = paired_bootstrap(hypotheses[baseline], hypotheses[system], references, seed=args.seed)
+            tests.append({"system": system, "baseline": baseline, "bleu": test["bleu"],
+                          "baseline_bleu": test["baseline_bleu"], "difference": test["bleu"] - test["baseline_bleu"],
+                          "ci": test["ci"], "baseline_ci": test["baseline_ci"], "p_value": test["p_value"]})
+    return figures, tests
 
 
 def binarize_out_of_domain(args: argparse.Namespace) -> Path:
@@ -191,6 +249,7 @@ def minutes_to_reach(series: list[dict], bar: float) -> float | None:
 def plot(series: dict[str, list[dict]], path: Path, bar: float | None) -> None:
     """Valid BLEU against training minutes and against updates, one line per system; the paper's WMT'14 BLEU
     of each system as text (another data set and scale, so not a point on these axes)."""
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # importing fairseq leaves the root logger at DEBUG
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,6 +289,24 @@ def markdown(results: dict) -> str:
         reach = results["minutes_to_reach"][system]
         lines.append(f"| {system} | " + " | ".join(f"{point['valid_bleu']:.2f}" for point in points)
                      + f" | {points[-1]['updates']} | {'not reached' if reach is None else f'{reach:.1f}'} |")
+    lines += ["", f"At the budget ({results['minutes']:g} minutes), the last checkpoints on the "
+              f"{results['test_subset']} split; x AR: the ratio to the transformer's figure.", "",
+              "| system | test BLEU | sentences/s | x AR | updates | x AR | train tokens/s | x AR "
+              "| peak train MiB | x AR |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in results["at_budget"].items():
+        cells = [f"{row['test_bleu']:.2f}"]
+        for key, spec in (("sentences_per_second", ".1f"), ("updates", "d"), ("train_tokens_per_second", ".0f"),
+                          ("train_peak_rss_mib", "d")):
+            ratio = row[f"{key}_x_ar"]
+            cells += ["n/a" if row[key] is None else format(row[key], spec),
+                      "n/a" if ratio is None else f"{ratio:.2f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if results["significance"]:
+        lines += ["", "| comparison (paired bootstrap, 1,000 samples) | BLEU | baseline | difference | p |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {test['system']} vs {test['baseline']} | {test['bleu']:.2f} (+-{test['ci']:.2f}) | "
+                  f"{test['baseline_bleu']:.2f} (+-{test['baseline_ci']:.2f}) | {test['difference']:+.2f} | "
+                  f"{test['p_value']:.4f} |" for test in results["significance"]]
     if results["out_of_domain"]:
         lines += ["", f"Out of domain ({results['out_of_domain_source']}), the last checkpoints:", "",
                   "| system | BLEU | sentences |", "|---|---|---|"]
@@ -249,29 +326,35 @@ def main(argv=None) -> int:
             points = []
             for minutes in tqdm(times, desc=system, leave=False):
                 checkpoint = train_until(system, minutes, args)
-                score = decoded_bleu(system, checkpoint, args.data, args.valid_subset, references,
-                                     args.valid_subset, args)
+                score = scored(decode(system, checkpoint, args.data, args.valid_subset, args.valid_subset, args),
+                               references)
                 signature, sentences = score["signature"], score["sentences"]
                 points.append({"minutes": minutes, **progress_of(checkpoint), "valid_bleu": score["bleu"],
                                "checkpoint": str(checkpoint)})
             series[system] = points
+        budget, significance = at_budget(series, times, args)
         out_of_domain = {}
-        if args.ood_source.is_file() and args.ood_reference.is_file():
+        if not (args.ood_source.is_file() and args.ood_reference.is_file()):
+            print(f"out of domain: {args.ood_source} or {args.ood_reference} absent, not decoded", file=sys.stderr)
+        else:
             ood_data, ood_references = binarize_out_of_domain(args), read_lines(args.ood_reference)
             for system, points in series.items():
-                score = decoded_bleu(system, Path(points[-1]["checkpoint"]), ood_data, "test", ood_references,
-                                     "ood", args)
+                score = scored(decode(system, Path(points[-1]["checkpoint"]), ood_data, "test", "ood", args),
+                               ood_references)
                 out_of_domain[system] = {"bleu": score["bleu"], "sentences": score["sentences"],
                                          "minutes": points[-1]["minutes"]}
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     bar = bleu_at(series[BASELINE], args.bar_minutes)
-    results = {"machine": machine(), "minutes": args.minutes, "interval": args.interval,
+    results = {"command": "benchmarks/learning_curves.py " + " ".join(map(str, argv if argv is not None
+                                                                         else sys.argv[1:])),
+               "machine": machine(), "minutes": args.minutes, "interval": args.interval,
                "snapshot_minutes": times, "bar_minutes": args.bar_minutes, "bar": bar, "size": args.size,
                "max_tokens": args.max_tokens, "valid_subset": args.valid_subset, "valid_sentences": sentences,
-               "series": series, "signature": signature, "out_of_domain": out_of_domain,
-               "out_of_domain_source": str(args.ood_source) if out_of_domain else None,
+               "series": series, "signature": signature, "test_subset": args.test_subset, "at_budget": budget,
+               "significance": significance, "out_of_domain": out_of_domain,
+               "out_of_domain_source": args.ood_source.name if out_of_domain else None,
                "minutes_to_reach": {system: None if bar is None else minutes_to_reach(points, bar)
                                     for system, points in series.items()}}
     write_results(args.out, results, markdown(results))
