@@ -24,6 +24,17 @@ def machine() -> dict:
             "torch": torch.__version__, "platform": platform.platform()}
 
 
+def tokens_per_second(log: str) -> float | None:
+    """Training target tokens/s of a fairseq train.log: its per-epoch ``wps`` summaries averaged with each one
+    weighted by the updates it covers (a summary of a few updates, an epoch cut by a stop or a segment's
+    restart, counts for those few); None without a summary."""
+    total, weighted, previous = 0, 0.0, 0
+    for wps, updates in EPOCH_PATTERN.findall(log):
+        covered, previous = int(updates) - previous, int(updates)
+        total, weighted = total + covered, weighted + covered * float(wps)
+    return weighted / total if total else None
+
+
 def snapshot_path(save_dir: Path, minutes: float) -> Path:
     """A learning curve's checkpoint after ``minutes`` of training (its sidecar: the same name, .json)."""
     return save_dir / f"checkpoint_{minutes:g}min.pt"
@@ -40,18 +51,17 @@ def progress_of(checkpoint: Path) -> dict:
 
 def snapshot_training(save_dir: Path, minutes: float) -> dict:
     """Training figures of a learning curve's run (benchmarks/learning_curves.py) up to its snapshot at
-    ``minutes``: the checkpoint's updates and training minutes, target tokens/s (the mean of fairseq's
-    per-epoch ``wps`` in train.log, the whole run), parameters, and peak memory (the largest of the segments'
+    ``minutes``: the checkpoint's updates and training minutes, target tokens/s (``tokens_per_second`` of
+    train.log, the whole run), parameters, and peak memory (the largest of the segments'
     sidecars up to then; None where a segment has none)."""
     log = (save_dir / "train.log").read_text(encoding="utf-8", errors="replace")
-    epochs = [float(wps) for wps, _ in EPOCH_PATTERN.findall(log)]
     params = PARAMS_PATTERN.findall(log)
     segments = [path for path in save_dir.glob("checkpoint_*min.pt")
                 if float(SNAPSHOT_PATTERN.fullmatch(path.name).group(1)) <= minutes + 1e-9]
     sidecars = [path.with_suffix(".json") for path in segments if path.with_suffix(".json").exists()]
     peaks = [json.loads(path.read_text())["train_peak_rss_mib"] for path in sidecars]
     return {**progress_of(snapshot_path(save_dir, minutes)),
-            "train_tokens_per_second": sum(epochs) / len(epochs) if epochs else None,
+            "train_tokens_per_second": tokens_per_second(log),
             "parameters": int(params[-1].replace(",", "")) if params else None,
             "train_peak_rss_mib": max(peaks) if peaks and len(sidecars) == len(segments) else None}
 

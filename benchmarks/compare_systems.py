@@ -19,9 +19,10 @@
    ``--force-decode-steps`` a sentence stops once a step changes nothing, with the same output): BLEU and
    decoding time per step count, plotted like the paper's Figure 4 (``step_sweep.png``).
 
-Per row: sacreBLEU (and its signature), training target tokens/s (fairseq's wps, averaged over the run),
-updates done in the budget, parameters, decoding sentences/s (fairseq's time inside generation), peak resident
-memory of the training and of the decoding process, and speeds as ratios to the transformer of the same run.
+Per row: sacreBLEU (and its signature), training target tokens/s (fairseq's wps, averaged over the run, weighted
+by updates), updates done in the budget, parameters, decoding sentences/s (fairseq's time inside generation),
+peak resident memory of the training and of the decoding process, and speeds as ratios to the transformer of
+the same run.
 Figures go to ``--out`` (.json with the machine, .md with the tables the README shows) and the plot beside it.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
 from benchmarks.common import (EPOCH_PATTERN, PARAMS_PATTERN, machine, snapshot_path,  # noqa: E402
-                               snapshot_training, write_results)
+                               snapshot_training, tokens_per_second, write_results)
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, SYSTEMS, run_arguments  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
@@ -169,13 +170,13 @@ def train(system: str, args: argparse.Namespace) -> dict:
     if not epochs:
         raise SystemExit(f"error: {system} logged no finished training epoch in {log_path}")
     params = PARAMS_PATTERN.findall(log)
-    tokens_per_second = sum(float(wps) for wps, _ in epochs) / len(epochs)
-    if tokens_per_second == 0:  # fairseq times updates from the second one on
+    words_per_second = tokens_per_second(log)
+    if not words_per_second:  # fairseq times updates from the second one on
         raise SystemExit(f"error: {system} did {epochs[-1][1]} update(s) in the budget, too few to time; "
                          "raise --minutes")
     stats = {"minutes": args.minutes, "size": args.size, "checkpoint": str(save_dir / "checkpoint_best.pt"),
              "updates": int(epochs[-1][1]),
-             "train_tokens_per_second": tokens_per_second,
+             "train_tokens_per_second": words_per_second,
              "parameters": int(params[-1].replace(",", "")), "train_peak_rss_mib": peak}
     with atomic_write(stats_path) as out:
         json.dump(stats, out, indent=2)

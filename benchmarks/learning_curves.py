@@ -13,9 +13,10 @@
    each system needs to reach it ("not reached" within the budget).
 4. At the budget: the last checkpoint of each system decoded on ``--test-subset`` (and DiffusER also from the AR
    system's test hypotheses, the AR bootstrap), with its BLEU, decoding sentences/s, updates, training tokens/s
-   (the mean of fairseq's per-epoch ``wps``) and peak training memory (the largest of the segments'), each
-   also as a ratio to the AR run; DiffusER against the AR system and against the Levenshtein Transformer with
-   sacreBLEU's paired bootstrap resampling (1,000 samples: BLEU, 95% interval half-widths, p-value).
+   (fairseq's per-epoch ``wps``, weighted by the updates each covers) and peak training memory (the largest of
+   the segments'), each also as a ratio to the AR run; DiffusER against the AR system and against the
+   Levenshtein Transformer with sacreBLEU's paired bootstrap resampling (1,000 samples: BLEU, 95% interval
+   half-widths, p-value).
 5. Out of domain: the last checkpoint of each system decoded on ``--ood-source``/``--ood-reference`` (by
    default the newstest2014 sample of ../shared/fixtures/wmt14 when it is there), encoded with the data's
    sentencepiece model and binarized with its dictionaries.

@@ -149,3 +149,16 @@ def test_the_default_out_of_domain_pair_is_the_shared_newstest2014_sample():
     assert (args.ood_source.name, args.ood_reference.name) == ("newstest2014.300.en", "newstest2014.300.de")
     if OOD_SAMPLE.is_dir():  # ../shared is beside the checkout here, not on every machine
         assert args.ood_source.is_file() and args.ood_reference.is_file()
+
+
+@pytest.mark.parametrize("summaries, expected", [
+    ([(2000.0, 100), (1000.0, 200)], 1500.0),  # two equal epochs
+    ([(1500.0, 74), (155.0, 75), (1500.0, 149)], (1500 * 148 + 155) / 149),  # a one-update piece counts once
+    ([], None),
+])
+def test_training_tokens_per_second_weights_each_epoch_summary_by_its_updates(summaries, expected):
+    from benchmarks.common import tokens_per_second
+
+    log = "".join(f"| train | epoch {k:03d} | loss 5 | wps {wps} | ups 1 | num_updates {updates} | lr 1\n"
+                  for k, (wps, updates) in enumerate(summaries, 1))
+    assert tokens_per_second(log) == (None if expected is None else pytest.approx(expected))
