@@ -161,6 +161,12 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     return None if value is None or not baseline else value / baseline
 
 
+def sentencepiece_model(data: Path) -> Path:
+    """The sentencepiece model named by the data dir's manifest (a relative path: from the repository root)."""
+    spm_model = Path((read_manifest(data) or {}).get("sentencepiece_model") or "")
+    return spm_model if spm_model.is_absolute() or spm_model.is_file() else REPO_ROOT / spm_model
+
+
 def at_budget(series: dict[str, list[dict]], times: list[float], args: argparse.Namespace) -> tuple[dict, list]:
     """{system: figures of its last checkpoint, also as ratios to the AR run} and the COMPARISONS' paired
     bootstrap tests, on ``--test-subset``."""
@@ -170,9 +176,7 @@ def at_budget(series: dict[str, list[dict]], times: list[float], args: argparse.
         decoded[system] = (system, decode(system, Path(points[-1]["checkpoint"]), args.data, args.test_subset,
                                           args.test_subset, args))
     if "diffuser" in series:
-        spm_model = (read_manifest(args.data) or {}).get("sentencepiece_model") or ""
-        spm_model = spm_model if Path(spm_model).is_absolute() else REPO_ROOT / spm_model
-        options = [option.format(ar_output=decoded[BASELINE][1], spm_model=spm_model) for option in
+        options = [option.format(ar_output=decoded[BASELINE][1], spm_model=sentencepiece_model(args.data)) for option in
                    [*DECODERS[CURVE_DECODERS["diffuser"]].options, *BOOTSTRAP_OPTIONS]]
         decoded[BOOTSTRAP] = ("diffuser", decode("diffuser", Path(series["diffuser"][-1]["checkpoint"]), args.data,
                                                  args.test_subset, f"{args.test_subset}-ar-bootstrap", args, options))
@@ -204,10 +208,7 @@ def binarize_out_of_domain(args: argparse.Namespace) -> Path:
     bin_dir = args.work_dir / "ood" / "bin"
     if (bin_dir / "manifest.json").exists():
         return bin_dir
-    manifest = read_manifest(args.data) or {}
-    spm_model = Path(manifest.get("sentencepiece_model") or "")
-    spm_model = spm_model if spm_model.is_absolute() or spm_model.is_file() else REPO_ROOT / spm_model
-    pieces = load_sentencepiece(spm_model)
+    pieces = load_sentencepiece(sentencepiece_model(args.data))
     text_dir = args.work_dir / "ood" / "text"
     text_dir.mkdir(parents=True, exist_ok=True)
     for side, path in (("en", args.ood_source), ("de", args.ood_reference)):
