@@ -6,7 +6,9 @@
 1. Each system (``--systems``; their recipes in ``data_scripts/recipes.py``, the benchmark's one batch size) is
    trained in segments: fairseq-train with ``--stop-time-hours`` at ``--interval``, 2 x ``--interval``, ...
    ``--minutes`` (fairseq counts the training time of earlier runs in the save dir, so each segment resumes
-   where the last one stopped), and the checkpoint at each time is kept as ``checkpoint_{M}min.pt``.
+   where the last one stopped), and the checkpoint at each time is kept as ``checkpoint_{M}min.pt``. The
+   systems take turns, one segment each, so that a slower spell of a shared machine falls on all of them
+   rather than on whichever system was training then.
 2. Each kept checkpoint is decoded with the system's own decoder (``CURVE_DECODERS``) on the valid split (or
    ``--valid-subset``, a split binarized beside it) and scored with sacreBLEU against its raw references.
 3. Derived: the AR transformer's valid BLEU at ``--bar-minutes`` (interpolated along its curve) and the minutes
@@ -323,17 +325,15 @@ def main(argv=None) -> int:
     try:
         references = read_lines(args.valid_reference, allow_empty_lines=False)
         times = snapshot_minutes(args.minutes, args.interval)
-        series, signature, sentences = {}, None, 0
-        for system in tqdm(args.systems, desc="systems"):
-            points = []
-            for minutes in tqdm(times, desc=system, leave=False):
+        series, signature, sentences = {system: [] for system in args.systems}, None, 0
+        for minutes in tqdm(times, desc="training minutes"):  # round-robin: a slower spell hits every system
+            for system in tqdm(args.systems, desc=f"{minutes:g} min", leave=False):
                 checkpoint = train_until(system, minutes, args)
                 score = scored(decode(system, checkpoint, args.data, args.valid_subset, args.valid_subset, args),
                                references)
                 signature, sentences = score["signature"], score["sentences"]
-                points.append({"minutes": minutes, **progress_of(checkpoint), "valid_bleu": score["bleu"],
-                               "checkpoint": str(checkpoint)})
-            series[system] = points
+                series[system].append({"minutes": minutes, **progress_of(checkpoint), "valid_bleu": score["bleu"],
+                                       "checkpoint": str(checkpoint)})
         budget, significance = at_budget(series, times, args)
         out_of_domain = {}
         if not (args.ood_source.is_file() and args.ood_reference.is_file()):

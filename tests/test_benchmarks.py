@@ -44,6 +44,10 @@ def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_sy
         assert 0 < points[0]["updates"] < points[1]["updates"]
         assert all(0 <= point["valid_bleu"] <= 100 for point in points)
     assert results["valid_sentences"] == 100
+    trained = sorted(work.glob("*/checkpoint_*min.pt"), key=lambda path: path.stat().st_mtime_ns)
+    assert [f"{path.parent.name} {path.name}" for path in trained] == [  # the systems take turns
+        "transformer checkpoint_0.1min.pt", "diffuser checkpoint_0.1min.pt",
+        "transformer checkpoint_0.2min.pt", "diffuser checkpoint_0.2min.pt"]
     budget = results["at_budget"]
     assert list(budget) == ["transformer", "diffuser", "diffuser + AR bootstrap"]
     for name, row in budget.items():
