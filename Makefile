@@ -15,7 +15,7 @@ CURVE_MINUTES ?= 30
 CURVE_INTERVAL ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test bench curves results clean-venv
+.PHONY: setup data demo test bench curves throughput results clean-venv
 
 setup: $(ENV_STAMP)
 
@@ -46,11 +46,10 @@ demo: data
 	$(PY) data_scripts/ar_bootstrap.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES) \
 		--traces 3 --html checkpoints/demo/trace.html
 
-# throughput; learning curves of the AR transformer, LevT and DiffusER up to BENCH_MINUTES; all five systems
-# side by side: those three from their curves' last checkpoints, DiffuSeq and D3PM trained BENCH_OTHER_MINUTES
-# (their decoders are 10-100x slower). Finished trainings and curve decodes are reused on a re-run.
+# learning curves of the AR transformer, LevT and DiffusER up to BENCH_MINUTES; all five systems side by side:
+# those three from their curves' last checkpoints, DiffuSeq and D3PM trained BENCH_OTHER_MINUTES (their decoders
+# are 10-100x slower). Finished trainings and curve decodes are reused on a re-run.
 bench: data
-	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
 	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES) --interval $(CURVE_INTERVAL)
 	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_OTHER_MINUTES) \
 		--from-curves checkpoints/curves --curve-minutes $(BENCH_MINUTES)
@@ -61,6 +60,10 @@ bench: data
 curves: data
 	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(CURVE_MINUTES) --interval $(CURVE_INTERVAL)
 	$(PY) benchmarks/readme_results.py
+
+# training tokens/s and peak memory of every system and of DiffusER's layouts, 40 updates each (~15 minutes)
+throughput: data
+	$(PY) benchmarks/train_throughput.py --data $(DATA_BIN)
 
 # the README's results block, from the results files in benchmarks/results/
 results: $(ENV_STAMP)
