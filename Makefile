@@ -13,6 +13,7 @@ BENCH_MINUTES ?= 30
 BENCH_OTHER_MINUTES ?= 15
 CURVE_MINUTES ?= 30
 CURVE_INTERVAL ?= 5
+WARM_START_MINUTES ?= 15
 PYTEST_ARGS ?=
 
 .PHONY: setup data demo test bench curves throughput results clean-venv
@@ -46,19 +47,22 @@ demo: data
 	$(PY) data_scripts/ar_bootstrap.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES) \
 		--traces 3 --html checkpoints/demo/trace.html
 
-# learning curves of the AR transformer, LevT and DiffusER up to BENCH_MINUTES; all five systems side by side:
+# learning curves of the AR transformer, LevT and DiffusER up to BENCH_MINUTES, and of DiffusER warm-started from
+# the AR's checkpoint at WARM_START_MINUTES (a kept checkpoint's time; 0: not); all five systems side by side:
 # those three from their curves' last checkpoints, DiffuSeq and D3PM trained BENCH_OTHER_MINUTES (their decoders
 # are 10-100x slower). Finished trainings and curve decodes are reused on a re-run.
 bench: data
-	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES) --interval $(CURVE_INTERVAL)
+	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES) --interval $(CURVE_INTERVAL) \
+		--warm-start-minutes $(WARM_START_MINUTES)
 	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_OTHER_MINUTES) \
 		--from-curves checkpoints/curves --curve-minutes $(BENCH_MINUTES)
 	$(PY) benchmarks/readme_results.py
 
-# valid BLEU of the AR transformer, the Levenshtein Transformer and DiffusER every CURVE_INTERVAL minutes of
-# training, up to CURVE_MINUTES each; kept checkpoints and decodes are reused on a re-run.
+# valid BLEU of the AR transformer, the Levenshtein Transformer, DiffusER and the warm-started DiffusER every
+# CURVE_INTERVAL minutes of training, up to CURVE_MINUTES each; kept checkpoints and decodes are reused on a re-run.
 curves: data
-	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(CURVE_MINUTES) --interval $(CURVE_INTERVAL)
+	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(CURVE_MINUTES) --interval $(CURVE_INTERVAL) \
+		--warm-start-minutes $(WARM_START_MINUTES)
 	$(PY) benchmarks/readme_results.py
 
 # training tokens/s and peak memory of every system and of DiffusER's layouts, 40 updates each (~15 minutes)

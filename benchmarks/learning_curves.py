@@ -22,6 +22,12 @@
 5. Out of domain: the last checkpoint of each system decoded on ``--ood-source``/``--ood-reference`` (by
    default the newstest2014 sample of ../shared/fixtures/wmt14 when it is there), encoded with the data's
    sentencepiece model and binarized with its dictionaries.
+6. Warm start (``--warm-start-minutes W``): DiffusER whose generator and encoder start from the AR
+   transformer's checkpoint at W minutes (``--init-generator-from``), trained in the same turns after it, as
+   ``diffuser_warm``. Its curve is charged with the AR's training: its point at M minutes has M - W minutes
+   (and the updates after the AR's) of its own. At the budget it is compared with the AR system both ways:
+   charged (the AR at the budget, the same total time) and not (the AR at M - W minutes, the same time of
+   its own).
 
 Kept checkpoints and decodes are reused on a re-run. Figures: ``--out``.json (the series, one line per system,
 one point per kept checkpoint), .md (the table) and .png (BLEU vs minutes and vs updates).
@@ -62,6 +68,8 @@ CURVE_DECODERS = {"transformer": "transformer, beam 5",
                   "diffuser_separate": "DiffusER, random start, greedy, 12 steps",
                   "diffuseq": "DiffuSeq, 200 DDIM steps", "d3pm": "D3PM absorbing, 20 steps"}
 BASELINE = "transformer"
+WARM = "diffuser_warm"  # DiffusER started from the AR's checkpoint at --warm-start-minutes (not a --systems choice)
+CURVE_DECODERS[WARM] = CURVE_DECODERS["diffuser"]
 BOOTSTRAP = "diffuser + AR bootstrap"  # DiffusER started from the AR system's test hypotheses
 BOOTSTRAP_OPTIONS = ["--init-mode", "file", "--init-file", "{ar_output}", "--init-spm-model", "{spm_model}"]
 # the comparisons at the budget, each with its paired bootstrap test: (system, baseline)
@@ -86,9 +94,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=5.0, help="minutes of training between kept checkpoints")
     parser.add_argument("--bar-minutes", type=float, default=15.0,
                         help="the AR transformer's valid BLEU at this many minutes is the bar the others must reach")
-    parser.add_argument("--systems", nargs="+", choices=list(CURVE_DECODERS),
+    parser.add_argument("--systems", nargs="+", choices=[system for system in CURVE_DECODERS if system != WARM],
                         default=["transformer", "levenshtein_transformer", "diffuser"],
                         help="recipes to train (the transformer always: it sets the bar)")
+    parser.add_argument("--warm-start-minutes", type=float, default=0.0, metavar="W",
+                        help="also train DiffusER warm-started from the AR transformer's checkpoint at W minutes (one "
+                             "of the kept ones), its curve charged with those W minutes (0: not)")
     parser.add_argument("--size", choices=SIZES, default="small", help="model size class")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="training batch size, every system")
     parser.add_argument("--batch-size", type=int, default=64, help="decoding batch size in sentences")
@@ -103,7 +114,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--interval must be > 0 and at most --minutes")
     if BASELINE not in args.systems:
         args.systems = [BASELINE, *args.systems]
+    if args.warm_start_minutes:
+        if args.warm_start_minutes not in snapshot_minutes(args.minutes, args.interval)[:-1]:
+            parser.error("--warm-start-minutes must be one of the kept checkpoints' times before --minutes")
+        if round(args.minutes - args.warm_start_minutes, 4) not in snapshot_minutes(args.minutes, args.interval):
+            parser.error("--minutes minus --warm-start-minutes must be one of the kept checkpoints' times (the AR "
+                         "checkpoint the warm-started DiffusER is compared with on its own training time)")
+        args.systems.append(WARM)
     return args
+
+
+def recipe_of(system: str) -> str:
+    """The name of the system's recipe in data_scripts/recipes.py (the warm-started DiffusER: DiffusER's)."""
+    return "diffuser" if system == WARM else system
+
+
+def own_minutes(system: str, minutes: float, args: argparse.Namespace) -> float:
+    """The system's own training minutes at the curve's ``minutes`` (the warm-started DiffusER's exclude the AR's)."""
+    return round(minutes - args.warm_start_minutes, 4) if system == WARM else minutes
 
 
 def snapshot_minutes(minutes: float, interval: float) -> list[float]:
@@ -113,18 +141,23 @@ def snapshot_minutes(minutes: float, interval: float) -> list[float]:
 
 
 def train_until(system: str, minutes: float, args: argparse.Namespace) -> Path:
-    """The system's checkpoint after ``minutes`` of training, trained (resuming the last segment) unless kept."""
+    """The system's checkpoint at the curve's ``minutes`` (``own_minutes`` of its own training), trained
+    (resuming the last segment) unless kept."""
     save_dir = args.work_dir / system
     snapshot = snapshot_path(save_dir, minutes)
     if snapshot.exists():
         return snapshot
+    budget = own_minutes(system, minutes, args)
     last = save_dir / "checkpoint_last.pt"
-    if last.exists() and (trained := progress_of(last)["training_minutes"]) > minutes:
-        raise InputError(f"{save_dir} holds a run of {trained:.1f} training minutes, past the {minutes:g}-minute "
+    if last.exists() and (trained := progress_of(last)["training_minutes"]) > budget:
+        raise InputError(f"{save_dir} holds a run of {trained:.1f} training minutes, past the {budget:g}-minute "
                          "checkpoint asked for (kept with another --interval?): use another --work-dir")
-    recipe = dataclasses.replace(RECIPES[system], max_tokens=args.max_tokens)
+    recipe = dataclasses.replace(RECIPES[recipe_of(system)], max_tokens=args.max_tokens)
+    if system == WARM:
+        recipe = recipe.with_options({"--init-generator-from": snapshot_path(args.work_dir / BASELINE,
+                                                                             args.warm_start_minutes)})
     command = [fairseq_executable("fairseq-train"), *recipe.train_arguments(args.data, args.size),
-               *run_arguments(save_dir, minutes, args.seed, args.num_workers)]
+               *run_arguments(save_dir, budget, args.seed, args.num_workers)]
     peak = run_measured(command, save_dir / "train.log", append=True)
     with atomic_write(snapshot.with_suffix(".json")) as stream:  # the segment's peak memory, for the table
         json.dump({"train_peak_rss_mib": peak}, stream)
@@ -141,7 +174,7 @@ def decode(system: str, checkpoint: Path, data: Path, split: str, name: str, arg
     output = checkpoint.with_name(f"{checkpoint.stem}.generate-{name}.txt")
     if not output.exists():
         options = DECODERS[CURVE_DECODERS[system]].options if options is None else options
-        command = generate_command(system, checkpoint, data, split, options, args)
+        command = generate_command(recipe_of(system), checkpoint, data, split, options, args)
         partial = output.with_name(output.name + ".partial")
         run_measured(command, partial)
         os.replace(partial, output)
@@ -169,33 +202,55 @@ def sentencepiece_model(data: Path) -> Path:
     return spm_model if spm_model.is_absolute() or spm_model.is_file() else REPO_ROOT / spm_model
 
 
+def charged(point: dict, start: dict) -> dict:
+    """A warm-started run's curve point with the AR's training up to ``start`` (its point at the warm start)
+    added to its updates and training minutes; its own are kept as ``own_updates``, ``own_training_minutes``."""
+    return {**point, "updates": start["updates"] + point["updates"],
+            "training_minutes": start["training_minutes"] + point["training_minutes"],
+            "own_updates": point["updates"], "own_training_minutes": point["training_minutes"]}
+
+
+def ar_at(minutes: float) -> str:
+    """The name of the AR system's row at ``minutes`` (the warm-started DiffusER's own-time comparison)."""
+    return f"{BASELINE} at {minutes:g} min"
+
+
 def at_budget(series: dict[str, list[dict]], times: list[float], args: argparse.Namespace) -> tuple[dict, list]:
     """{system: figures of its last checkpoint, also as ratios to the AR run} and the COMPARISONS' paired
-    bootstrap tests, on ``--test-subset``."""
+    bootstrap tests, on ``--test-subset``; with the warm-started DiffusER also the AR's checkpoint at the
+    warm-started run's own training time, and both comparisons of it."""
     references = read_lines(args.test_reference, allow_empty_lines=False)
-    decoded = {}
+    decoded = {}  # row name: (system, curve minutes, fairseq-generate output)
     for system, points in series.items():
-        decoded[system] = (system, decode(system, Path(points[-1]["checkpoint"]), args.data, args.test_subset,
-                                          args.test_subset, args))
+        decoded[system] = (system, times[-1], decode(system, Path(points[-1]["checkpoint"]), args.data,
+                                                     args.test_subset, args.test_subset, args))
+    comparisons = list(COMPARISONS)
+    if WARM in series:
+        own = own_minutes(WARM, times[-1], args)
+        decoded[ar_at(own)] = (BASELINE, own, decode(BASELINE, snapshot_path(args.work_dir / BASELINE, own),
+                                                     args.data, args.test_subset, args.test_subset, args))
+        comparisons += [(WARM, BASELINE), (WARM, ar_at(own))]
     if "diffuser" in series:
-        options = [option.format(ar_output=decoded[BASELINE][1], spm_model=sentencepiece_model(args.data)) for option in
+        options = [option.format(ar_output=decoded[BASELINE][2], spm_model=sentencepiece_model(args.data)) for option in
                    [*DECODERS[CURVE_DECODERS["diffuser"]].options, *BOOTSTRAP_OPTIONS]]
-        decoded[BOOTSTRAP] = ("diffuser", decode("diffuser", Path(series["diffuser"][-1]["checkpoint"]), args.data,
-                                                 args.test_subset, f"{args.test_subset}-ar-bootstrap", args, options))
+        decoded[BOOTSTRAP] = ("diffuser", times[-1], decode("diffuser", Path(series["diffuser"][-1]["checkpoint"]),
+                                                            args.data, args.test_subset,
+                                                            f"{args.test_subset}-ar-bootstrap", args, options))
     figures, hypotheses = {}, {}
-    for name, (system, output) in decoded.items():
-        score, training = scored(output, references), snapshot_training(args.work_dir / system, times[-1])
+    for name, (system, minutes, output) in decoded.items():
+        score, training = scored(output, references), snapshot_training(args.work_dir / system, minutes)
         hypotheses[name] = score.pop("hypotheses")
-        figures[name] = {"system": system, "test_bleu": score["bleu"], "sentences": score["sentences"],
-                         "sentences_per_second": score["sentences_per_second"],
-                         "updates": series[system][-1]["updates"],
+        point = next(point for point in series[system] if point["minutes"] == minutes)
+        figures[name] = {"system": system, "minutes": minutes, "test_bleu": score["bleu"],
+                         "sentences": score["sentences"], "sentences_per_second": score["sentences_per_second"],
+                         "updates": point["updates"],
                          **{key: training[key] for key in ("train_tokens_per_second", "train_peak_rss_mib")}}
     base = figures[BASELINE]
     for row in figures.values():
         for key in ("sentences_per_second", "updates", "train_tokens_per_second", "train_peak_rss_mib"):
             row[f"{key}_x_ar"] = ratio(row[key], base[key])
     tests = []
-    for system, baseline in COMPARISONS:
+    for system, baseline in comparisons:
         if system in hypotheses and baseline in hypotheses:
             test = paired_bootstrap(hypotheses[baseline], hypotheses[system], references, seed=args.seed)
             tests.append({"system": system, "baseline": baseline, "bleu": test["bleu"],
@@ -291,10 +346,12 @@ def markdown(results: dict) -> str:
              "|---|" + "---|" * (len(results["snapshot_minutes"]) + 2)]
     for system, points in results["series"].items():
         reach = results["minutes_to_reach"][system]
-        lines.append(f"| {system} | " + " | ".join(f"{point['valid_bleu']:.2f}" for point in points)
+        bleu = {point["minutes"]: f"{point['valid_bleu']:.2f}" for point in points}
+        lines.append(f"| {system} | " + " | ".join(bleu.get(m, "") for m in results["snapshot_minutes"])
                      + f" | {points[-1]['updates']} | {'not reached' if reach is None else f'{reach:.1f}'} |")
     lines += ["", f"At the budget ({results['minutes']:g} minutes), the last checkpoints on the "
               f"{results['test_subset']} split; x AR: the ratio to the transformer's figure.", "",
+              *warm_start_note(results),
               "| system | test BLEU | sentences/s | x AR | updates | x AR | train tokens/s | x AR "
               "| peak train MiB | x AR |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in results["at_budget"].items():
@@ -320,6 +377,17 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def warm_start_note(results: dict) -> list[str]:
+    """The lines that say how the warm-started DiffusER is counted (none without it)."""
+    warm = results.get("warm_start_minutes")
+    if not warm:
+        return []
+    own = results["minutes"] - warm
+    return [f"{WARM}: DiffusER whose generator starts from the {BASELINE}'s {warm:g}-minute checkpoint; its minutes "
+            f"and updates include those of the {BASELINE} (charged). {ar_at(own)}: the {BASELINE} after the "
+            f"{own:g} minutes the warm-started run trained itself (not charged).", ""]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -328,12 +396,18 @@ def main(argv=None) -> int:
         series, signature, sentences = {system: [] for system in args.systems}, None, 0
         for minutes in tqdm(times, desc="training minutes"):  # round-robin: a slower spell hits every system
             for system in tqdm(args.systems, desc=f"{minutes:g} min", leave=False):
+                if own_minutes(system, minutes, args) <= 0:
+                    continue  # the warm start is later
                 checkpoint = train_until(system, minutes, args)
                 score = scored(decode(system, checkpoint, args.data, args.valid_subset, args.valid_subset, args),
                                references)
                 signature, sentences = score["signature"], score["sentences"]
-                series[system].append({"minutes": minutes, **progress_of(checkpoint), "valid_bleu": score["bleu"],
-                                       "checkpoint": str(checkpoint)})
+                point = {"minutes": minutes, **progress_of(checkpoint), "valid_bleu": score["bleu"],
+                         "checkpoint": str(checkpoint)}
+                if system == WARM:
+                    start = next(p for p in series[BASELINE] if p["minutes"] == args.warm_start_minutes)
+                    point = charged(point, start)
+                series[system].append(point)
         budget, significance = at_budget(series, times, args)
         out_of_domain = {}
         if not (args.ood_source.is_file() and args.ood_reference.is_file()):
@@ -353,6 +427,7 @@ def main(argv=None) -> int:
                                                                          else sys.argv[1:])),
                "machine": machine(), "minutes": args.minutes, "interval": args.interval,
                "snapshot_minutes": times, "bar_minutes": args.bar_minutes, "bar": bar, "size": args.size,
+               "warm_start_minutes": args.warm_start_minutes,
                "max_tokens": args.max_tokens, "valid_subset": args.valid_subset, "valid_sentences": sentences,
                "series": series, "signature": signature, "test_subset": args.test_subset, "at_budget": budget,
                "significance": significance, "out_of_domain": out_of_domain,

@@ -23,7 +23,8 @@ def curves(small_corpus, tmp_path_factory):
                "--ood-source", tmp_path / "ood.en", "--ood-reference", tmp_path / "ood.de",
                "--valid-reference", small_corpus / "text" / "valid.de", "--test-reference",
                small_corpus / "text" / "test.de", "--systems", "diffuser", "--size", "tiny",
-               "--minutes", "0.2", "--interval", "0.1", "--bar-minutes", "0.15", "--max-tokens", "2000",
+               "--minutes", "0.2", "--interval", "0.1", "--bar-minutes", "0.15", "--warm-start-minutes", "0.1",
+               "--max-tokens", "2000",
                "--num-workers", "0", "--work-dir", work, "--out", out]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
@@ -34,35 +35,50 @@ def curves(small_corpus, tmp_path_factory):
 @pytest.mark.slow
 def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_system(curves):
     command, results, out, work, env = curves
-    assert list(results["series"]) == ["transformer", "diffuser"] and results["snapshot_minutes"] == [0.1, 0.2]
-    for system, points in results["series"].items():
+    assert list(results["series"]) == ["transformer", "diffuser", "diffuser_warm"]
+    assert results["snapshot_minutes"] == [0.1, 0.2]
+    series = results["series"]
+    for system in ("transformer", "diffuser"):
+        points = series[system]
         assert [point["minutes"] for point in points] == [0.1, 0.2]
         assert [os.path.basename(point["checkpoint"]) for point in points] == ["checkpoint_0.1min.pt",
                                                                                "checkpoint_0.2min.pt"]
         assert all((work / system / f"checkpoint_{m}min.pt").exists() for m in ("0.1", "0.2"))
         assert all(point["training_minutes"] >= point["minutes"] for point in points)  # fairseq stops after it
         assert 0 < points[0]["updates"] < points[1]["updates"]
-        assert all(0 <= point["valid_bleu"] <= 100 for point in points)
+    assert all(0 <= point["valid_bleu"] <= 100 for points in series.values() for point in points)
+    [warm] = series["diffuser_warm"]  # from the transformer's 0.1-minute checkpoint, charged with its training
+    assert warm["minutes"] == 0.2 and os.path.basename(warm["checkpoint"]) == "checkpoint_0.2min.pt"
+    assert warm["updates"] == series["transformer"][0]["updates"] + warm["own_updates"] and warm["own_updates"] > 0
+    assert warm["training_minutes"] == pytest.approx(series["transformer"][0]["training_minutes"]
+                                                     + warm["own_training_minutes"])
+    assert warm["own_training_minutes"] >= 0.1  # its own budget, 0.2 - 0.1 minutes; fairseq stops after it
+    start = work / "transformer" / "checkpoint_0.1min.pt"
+    assert f"init_generator_from='{start}'" in (work / "diffuser_warm" / "train.log").read_text()
     assert results["valid_sentences"] == 100
     trained = sorted(work.glob("*/checkpoint_*min.pt"), key=lambda path: path.stat().st_mtime_ns)
     assert [f"{path.parent.name} {path.name}" for path in trained] == [  # the systems take turns
         "transformer checkpoint_0.1min.pt", "diffuser checkpoint_0.1min.pt",
-        "transformer checkpoint_0.2min.pt", "diffuser checkpoint_0.2min.pt"]
+        "transformer checkpoint_0.2min.pt", "diffuser checkpoint_0.2min.pt", "diffuser_warm checkpoint_0.2min.pt"]
     budget = results["at_budget"]
-    assert list(budget) == ["transformer", "diffuser", "diffuser + AR bootstrap"]
+    assert list(budget) == ["transformer", "diffuser", "diffuser_warm", "transformer at 0.1 min",
+                            "diffuser + AR bootstrap"]
+    assert budget["transformer at 0.1 min"]["updates"] == series["transformer"][0]["updates"]
     for name, row in budget.items():
         assert row["sentences"] == 200 and 0 <= row["test_bleu"] <= 100 and row["sentences_per_second"] > 0
         assert row["train_peak_rss_mib"] > 0 and row["train_tokens_per_second"] is not None
-        assert row["updates"] == results["series"][row["system"]][-1]["updates"]
+        [point] = [point for point in series[row["system"]] if point["minutes"] == row["minutes"]]
+        assert row["updates"] == point["updates"] and row["minutes"] == (0.1 if name.endswith(" at 0.1 min") else 0.2)
     assert all(budget["transformer"][f"{key}_x_ar"] == 1.0 for key in ("sentences_per_second", "updates",
                                                                        "train_peak_rss_mib"))
     assert budget["diffuser"]["updates_x_ar"] == budget["diffuser"]["updates"] / budget["transformer"]["updates"]
     tests = {(test["system"], test["baseline"]): test for test in results["significance"]}
-    assert set(tests) == {("diffuser", "transformer"), ("diffuser + AR bootstrap", "transformer")}  # no LevT
+    assert set(tests) == {("diffuser", "transformer"), ("diffuser + AR bootstrap", "transformer"),  # no LevT
+                          ("diffuser_warm", "transformer"), ("diffuser_warm", "transformer at 0.1 min")}
     assert all(0 <= test["p_value"] <= 1 and test["bleu"] == pytest.approx(budget[test["system"]]["test_bleu"])
                for test in tests.values())
     assert {system: score["sentences"] for system, score in results["out_of_domain"].items()} == {
-        "transformer": 20, "diffuser": 20}
+        "transformer": 20, "diffuser": 20, "diffuser_warm": 20}
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| diffuser |" in out.with_suffix(".md").read_text()
     again = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
