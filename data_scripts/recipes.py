@@ -103,6 +103,9 @@ RECIPES = {
     # that it learns which of the tokens it re-edits are right
     "diffuser_visible": DIFFUSER.with_options({"--masking-prob": 0.5, "--masking-unchanged": 0.2,
                                                "--visible-replaced": True}),
+    # the fill section read at the positions of the spans it fills (GLM's infilling positions)
+    "diffuser_canvas": DIFFUSER.with_options({"--canvas-positions": True}),
+    "diffuser_masking_canvas": DIFFUSER.with_options({"--masking-prob": 0.5, "--canvas-positions": True}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

@@ -23,9 +23,11 @@ import torch
 from torch import Tensor
 
 
-def prefill(decoder, tokens: Tensor, encoder_out: dict, cache: dict) -> Tensor:
-    """Features (B x P x C) of right-padded prefixes ``tokens`` (B x P); fills the empty ``cache``."""
-    positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
+def prefill(decoder, tokens: Tensor, encoder_out: dict, cache: dict, positions: Tensor | None = None) -> Tensor:
+    """Features (B x P x C) of right-padded prefixes ``tokens`` (B x P) at 0-based ``positions`` (B x P; default:
+    their indices); fills the empty ``cache``."""
+    if positions is None:
+        positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
     padding = tokens.eq(decoder.padding_idx)
     return _features(decoder, tokens, positions, encoder_out, cache, causal=True,
                      padding_mask=padding if padding.any() else None)
@@ -54,6 +56,8 @@ def _position_embeddings(decoder, positions: Tensor) -> Tensor | None:
     """Embeddings (B x T x C) of 0-based positions (B x T), read off the decoder's own position module."""
     if decoder.embed_positions is None:
         return None
+    if hasattr(decoder.embed_positions, "by_index"):  # CanvasPositionalEmbedding
+        return decoder.embed_positions.by_index(positions)
     width = int(positions.max()) + 1
     unpadded = torch.full((1, width), decoder.padding_idx + 1, dtype=torch.long, device=positions.device)
     return decoder.embed_positions(unpadded)[0][positions]

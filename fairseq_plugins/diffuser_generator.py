@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 from fairseq.data import data_utils
 
+from diffuser_mt.canvas_positions import canvas_positions, step_positions
 from diffuser_mt.edit_decoder import DecodeConfig, Hypothesis, decode
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.start_states import StartSettings, reverse_steps, sentence_rng, start_state
@@ -57,11 +58,18 @@ class FairseqEditModel(EditModel):
         """As ``next_token_log_probs``, but keeps the generator's keys and values (``cached_decoding``)."""
         rows = self._rows(rows)
         encoder_out = self.model.generator.encoder.reorder_encoder_out(self.generator_encoder_out, rows)
+        tokens = self._collate(prefixes)
         lengths = torch.tensor([len(prefix) for prefix in prefixes], device=self.device)
+        positions, anchors = None, None
+        sentinels = self.model.canvas_sentinels
+        if sentinels is not None:
+            positions, anchors = canvas_positions(tokens, sentinels, self.pad)
         cache: dict = {}
-        features = cached_decoding.prefill(self.model.generator.decoder, self._collate(prefixes), encoder_out, cache)
-        last = features[torch.arange(len(prefixes), device=self.device), lengths - 1]
-        return _FillState(rows, lengths, encoder_out, cache), self.model.generator_log_probs(last).float()
+        features = cached_decoding.prefill(self.model.generator.decoder, tokens, encoder_out, cache, positions)
+        last = torch.arange(len(prefixes), device=self.device), lengths - 1
+        following = lengths if positions is None else positions[last] + 1
+        return (_FillState(rows, following, anchors, encoder_out, cache),
+                self.model.generator_log_probs(features[last]).float())
 
     def extend_fills(self, state, parents, tokens):
         """Consumes ``state``: its cache is reordered and extended in place."""
@@ -69,19 +77,25 @@ class FairseqEditModel(EditModel):
         decoder = self.model.generator.decoder
         cached_decoding.reorder(decoder, state.cache, order)
         encoder_out = self.model.generator.encoder.reorder_encoder_out(state.encoder_out, order)
-        lengths = state.lengths[order]
-        features = cached_decoding.step(decoder, self._rows(tokens), lengths, encoder_out, state.cache)
-        return (_FillState(state.rows[order], lengths + 1, encoder_out, state.cache),
+        tokens = self._rows(tokens)
+        positions = state.following[order]
+        anchors = None if state.anchors is None else state.anchors[order]
+        if anchors is not None:
+            positions = step_positions(tokens, positions, anchors, self.model.canvas_sentinels)
+        features = cached_decoding.step(decoder, tokens, positions, encoder_out, state.cache)
+        return (_FillState(state.rows[order], positions + 1, anchors, encoder_out, state.cache),
                 self.model.generator_log_probs(features).float())
 
 
 @dataclass
 class _FillState:
-    """Hypotheses being filled: source row and tokens read so far (the next position) of each, the generator
-    encoder's output in their order, and the decoder's key/value cache."""
+    """Hypotheses being filled: source row and the position of the next token of each, the fill sentinels'
+    positions with canvas positions (``diffuser_mt.canvas_positions``; else None), the generator encoder's
+    output in their order, and the decoder's key/value cache."""
 
     rows: torch.Tensor
-    lengths: torch.Tensor
+    following: torch.Tensor
+    anchors: torch.Tensor | None
     encoder_out: dict
     cache: dict
 

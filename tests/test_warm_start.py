@@ -25,10 +25,11 @@ def ar_checkpoint(small_corpus, tmp_path_factory):
     return save_dir / "checkpoint_last.pt"
 
 
-@pytest.fixture(scope="module")
-def warm(small_corpus, ar_checkpoint):
+@pytest.fixture(scope="module", params=[False, True], ids=["index positions", "canvas positions"])
+def warm(small_corpus, ar_checkpoint, request):
     """task, diffuser model warm-started from the AR checkpoint (shared encoder), the AR model."""
-    task, model = build(small_corpus / "bin", "--share-encoder", "--init-generator-from", str(ar_checkpoint))
+    task, model = build(small_corpus / "bin", "--share-encoder", "--init-generator-from", str(ar_checkpoint),
+                        *(["--canvas-positions"] if request.param else []))
     (ar,), _ = checkpoint_utils.load_model_ensemble([str(ar_checkpoint)],
                                                     arg_overrides={"data": str(small_corpus / "bin")})
     return task, model, ar.eval()
@@ -39,6 +40,7 @@ def test_before_any_update_the_generator_is_the_transformer(warm, ar_checkpoint)
     theirs = ar.state_dict()
     sentinels = task.cfg.max_spans
     for name, tensor in model.generator.state_dict().items():
+        name = name.replace("embed_positions.inner.", "embed_positions.")  # CanvasPositionalEmbedding wraps it
         if "embed_tokens" in name or "output_projection" in name:
             assert tensor.size(0) == theirs[name].size(0) + sentinels  # extended by the sentinels only
             tensor = tensor[: -sentinels]
@@ -63,9 +65,10 @@ def greedy(decoder, encoder_out, prefix: torch.Tensor, eos: int, allowed: torch.
 
 @torch.no_grad()
 def test_on_an_empty_canvas_the_generator_translates_like_the_transformer(warm):
-    """The generator reads [bos, S_0, S_0] where the transformer reads [eos]: the prefix and the positions differ,
-    so the two greedy outputs agree only in part before training; the agreement is reported, not bounded (the
-    fixture's tiny transformer is barely trained). Both choose among the ids the edit decoder lets a last span
+    """The generator reads [bos, S_0, S_0] where the transformer reads [eos]: the prefix differs, and with index
+    positions the target's positions too (canvas positions give y the transformer's), so the two greedy outputs
+    agree only in part before training; the agreement is reported, not bounded (the fixture's tiny transformer
+    is barely trained). Both choose among the ids the edit decoder lets a last span
     write (fillable tokens and eos)."""
     task, model, ar = warm
     task.load_dataset("valid")
@@ -82,7 +85,9 @@ def test_on_an_empty_canvas_the_generator_translates_like_the_transformer(warm):
     ours = greedy(model.generator.decoder, model.generator.encoder(*src), empty_canvas, dictionary.eos(), allowed)
     same_sentences = sum(a == b for a, b in zip(ar_out, ours)) / rows
     first_tokens = sum(a[:1] == b[:1] for a, b in zip(ar_out, ours)) / rows
-    print(f"greedy agreement on an empty canvas: {same_sentences:.0%} of sentences, first token {first_tokens:.0%}")
+    layout = "canvas" if model.canvas_sentinels is not None else "index"
+    print(f"greedy agreement on an empty canvas ({layout} positions): {same_sentences:.0%} of sentences, first token "
+          f"{first_tokens:.0%}")
     assert len(ours) == len(ar_out) == rows and all(allowed[token] for output in ours for token in output)
 
 

@@ -20,7 +20,8 @@ empty canvas the generator is an autoregressive translation model
 (``fairseq_plugins.models.warm_start``). ``--visible-replaced`` keeps the
 tokens a step replaces on the generator's canvas, marked by a learned type
 embedding (``diffuser_mt.replaced_embedding``); the task then lays out its
-canvases so (``DiffuserModel.replaced_offset``).
+canvases so (``DiffuserModel.replaced_offset``). ``--canvas-positions`` reads the
+fill section at the positions of the spans it fills (``diffuser_mt.canvas_positions``).
 
 No timestep embedding: the paper does not mention one, and start states such
 as an AR hypothesis have no well-defined t. Within each model all embeddings
@@ -40,6 +41,7 @@ from torch import nn
 from diffuser_mt.edits import NUM_TAGS
 from diffuser_mt.replaced_embedding import ReplacedTokenEmbedding
 from fairseq_plugins.checkpoint_safety import StateDictFitCheck
+from fairseq_plugins.models.canvas_position_embedding import CanvasPositionalEmbedding
 from fairseq_plugins.models.cpu_sizes import apply_size
 from fairseq_plugins.models.warm_start import init_from_transformer
 
@@ -77,6 +79,11 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
         parser.add_argument("--visible-replaced", action=argparse.BooleanOptionalAction,
                             help="the generator sees the tokens a step replaces (after the span's sentinel, marked "
                                  "by a learned type embedding, as in the paper) instead of only the sentinel")
+        parser.add_argument("--canvas-positions", action=argparse.BooleanOptionalAction,
+                            help="the generator reads each fill token at the position it will take on the canvas "
+                                 "(GLM's blank-infilling positions: fill k starts where its sentinel stands, the "
+                                 "canvas to its left as for a left-to-right model) instead of its index in the "
+                                 "canvas + fill sequence")
 
     @classmethod
     def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
@@ -115,7 +122,20 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
             args.generator_initialised_from, args.init_generator_from = args.init_generator_from, None
         if args.visible_replaced:
             generator.decoder.embed_tokens = ReplacedTokenEmbedding(generator.decoder.embed_tokens)
+        if args.canvas_positions:
+            decoder = generator.decoder
+            if decoder.embed_positions is None:
+                raise ValueError("--canvas-positions needs the generator's positional embeddings "
+                                 "(drop --no-token-positional-embeddings)")
+            decoder.embed_positions = CanvasPositionalEmbedding(decoder.embed_positions, task.special_ids.sentinels,
+                                                                decoder.padding_idx)
         return cls(args, tagger, generator)
+
+    @property
+    def canvas_sentinels(self):
+        """None, or the span sentinel ids (a LongTensor) by which the generator reads canvas positions."""
+        positions = self.generator.decoder.embed_positions
+        return positions.sentinels if isinstance(positions, CanvasPositionalEmbedding) else None
 
     @property
     def replaced_offset(self):
@@ -206,6 +226,7 @@ def diffuser_base_architecture(args):
     args.init_generator_from = getattr(args, "init_generator_from", None)
     args.generator_initialised_from = getattr(args, "generator_initialised_from", None)
     args.visible_replaced = getattr(args, "visible_replaced", False)
+    args.canvas_positions = getattr(args, "canvas_positions", False)
 
 
 @register_model_architecture("diffuser", "diffuser_base")
