@@ -106,6 +106,8 @@ RECIPES = {
     # the fill section read at the positions of the spans it fills (GLM's infilling positions)
     "diffuser_canvas": DIFFUSER.with_options({"--canvas-positions": True}),
     "diffuser_masking_canvas": DIFFUSER.with_options({"--masking-prob": 0.5, "--canvas-positions": True}),
+    # with a warm start (--init-generator-from): the fill sentinels start as the transformer's start symbol
+    "diffuser_canvas_eos": DIFFUSER.with_options({"--canvas-positions": True, "--init-sentinels-as-eos": True}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

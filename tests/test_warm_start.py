@@ -49,6 +49,18 @@ def test_before_any_update_the_generator_is_the_transformer(warm, ar_checkpoint)
     assert (model.args.init_generator_from, model.args.generator_initialised_from) == (None, str(ar_checkpoint))
 
 
+def test_the_sentinels_can_start_as_the_transformers_eos(small_corpus, ar_checkpoint):
+    task, model = build(small_corpus / "bin", "--share-encoder", "--canvas-positions", "--init-generator-from",
+                        str(ar_checkpoint), "--init-sentinels-as-eos")
+    (ar,), _ = checkpoint_utils.load_model_ensemble([str(ar_checkpoint)],
+                                                    arg_overrides={"data": str(small_corpus / "bin")})
+    eos, sentinels = task.target_dictionary.eos(), list(task.special_ids.sentinels)
+    for name in ("encoder.embed_tokens.weight", "decoder.output_projection.weight"):
+        ours, theirs = model.generator.state_dict()[name], ar.state_dict()[name]
+        assert torch.equal(ours[: theirs.size(0)], theirs)
+        assert torch.equal(ours[sentinels], theirs[eos].expand(len(sentinels), -1)), name
+
+
 def greedy(decoder, encoder_out, prefix: torch.Tensor, eos: int, allowed: torch.Tensor) -> list[list[int]]:
     """Argmax continuations of ``prefix`` (B x P) over the ``allowed`` ids (V,), up to eos or MAX_LENGTH tokens,
     eos excluded."""

@@ -76,6 +76,10 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
                             help="initialise the generator (and the shared encoder) from a fairseq transformer "
                                  "checkpoint trained on the same dictionary; the span sentinels' embeddings stay "
                                  "fresh. Recorded in the checkpoint as generator_initialised_from")
+        parser.add_argument("--init-sentinels-as-eos", action=argparse.BooleanOptionalAction,
+                            help="with --init-generator-from: the span sentinels' embeddings start as the "
+                                 "transformer's eos embedding, the symbol its decoder starts from (which a fill "
+                                 "sentinel stands for with --canvas-positions) instead of fresh")
         parser.add_argument("--visible-replaced", action=argparse.BooleanOptionalAction,
                             help="the generator sees the tokens a step replaces (after the span's sentinel, marked "
                                  "by a learned type embedding, as in the paper) instead of only the sentinel")
@@ -117,7 +121,8 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
             tagger.decoder.output_projection = nn.Linear(args.decoder_embed_dim, NUM_TAGS)
             generator = TransformerModel.build_model(generator_args, task)
         if args.init_generator_from:
-            init_from_transformer(generator, args.init_generator_from, len(task.target_dictionary) - task.cfg.max_spans)
+            init_from_transformer(generator, args.init_generator_from, len(task.target_dictionary) - task.cfg.max_spans,
+                                  sentinels_as=task.target_dictionary.eos() if args.init_sentinels_as_eos else None)
             # a checkpoint of this model holds the weights: loading it must not read the AR checkpoint again
             args.generator_initialised_from, args.init_generator_from = args.init_generator_from, None
         if args.visible_replaced:
@@ -227,6 +232,7 @@ def diffuser_base_architecture(args):
     args.generator_initialised_from = getattr(args, "generator_initialised_from", None)
     args.visible_replaced = getattr(args, "visible_replaced", False)
     args.canvas_positions = getattr(args, "canvas_positions", False)
+    args.init_sentinels_as_eos = getattr(args, "init_sentinels_as_eos", False)
 
 
 @register_model_architecture("diffuser", "diffuser_base")

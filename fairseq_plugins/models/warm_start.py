@@ -5,8 +5,11 @@ target left to right: it is an autoregressive translation model. A transformer
 trained on the same data directory has the same dictionary minus the span
 sentinels that the diffuser task appends (``<span:k>``, after fairseq's padding
 symbols), so its embedding rows are the first rows of the generator's; the
-sentinels' rows keep their fresh initialisation. Every other tensor must have
-the generator's shape: the transformer must have the generator's size.
+sentinels' rows keep their fresh initialisation, or (``sentinels_as``) start as
+copies of one of the transformer's rows: its eos, the symbol its decoder starts
+from, which a fill sentinel stands for with canvas positions
+(``diffuser_mt.canvas_positions``). Every other tensor must have the
+generator's shape: the transformer must have the generator's size.
 """
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from torch import nn
 EMBEDDINGS = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight")
 
 
-def init_from_transformer(generator: nn.Module, path: str, dictionary_rows: int) -> None:
+def init_from_transformer(generator: nn.Module, path: str, dictionary_rows: int,
+                          sentinels_as: int | None = None) -> None:
     """Copy the transformer checkpoint at ``path`` into ``generator`` (a fairseq TransformerModel) in place.
 
     ``dictionary_rows``: the size of the data's dictionary without the span sentinels, which the
-    checkpoint's embeddings must have. Anything that does not fit stops with one ``error:`` line.
+    checkpoint's embeddings must have; ``sentinels_as``: None (the sentinels' rows stay as initialised) or
+    the id whose row they copy. Anything that does not fit stops with one ``error:`` line.
     """
     theirs = checkpoint_utils.load_checkpoint_to_cpu(path)["model"]
     if not all(name in theirs for name in EMBEDDINGS[:2]):
@@ -40,8 +45,9 @@ def init_from_transformer(generator: nn.Module, path: str, dictionary_rows: int)
             raise SystemExit(f"error: --init-generator-from {path}: the checkpoint has no {name}; is it a transformer "
                              "of the generator's size?")
         tensor = theirs[name]
-        if name in EMBEDDINGS:
-            tensor = torch.cat([tensor, own[rows:].to(tensor.dtype)]) if tensor.shape[1:] == own.shape[1:] else tensor
+        if name in EMBEDDINGS and tensor.shape[1:] == own.shape[1:]:
+            extension = own[rows:] if sentinels_as is None else tensor[sentinels_as].expand_as(own[rows:])
+            tensor = torch.cat([tensor, extension.to(tensor.dtype)])
         if tensor.shape != own.shape:
             raise SystemExit(f"error: --init-generator-from {path}: {name} is {tuple(tensor.shape)} in the checkpoint "
                              f"and {tuple(own.shape)} in the generator; use a transformer of the generator's size")
