@@ -157,6 +157,10 @@ def _explained_failure(path: str, err: Exception, legacy: bool) -> SystemExit | 
         name, theirs, ours = misfit.groups()
         return SystemExit(f"error: checkpoint {path} does not fit the model: {name} is {theirs} in the checkpoint "
                           f"and {ours} here; are the dictionary and options those it was trained with?")
+    unreadable = re.match(r"PytorchStreamReader failed ([^.:]+)(?:: ([^.]+))?", str(err))
+    if isinstance(err, RuntimeError) and unreadable:  # damage the member checksums cannot see (zip headers)
+        return SystemExit(f"error: checkpoint {path}: truncated or corrupted: torch cannot read its zip archive "
+                          f"({': '.join(filter(None, unreadable.groups()))})")
     if legacy:  # no checksums to verify beforehand: any failure to unpickle is damage
         return SystemExit(f"error: checkpoint {path}: truncated or corrupted: torch's legacy format cannot be read "
                           f"({type(err).__name__}: {str(err)[:120]})")
