@@ -41,8 +41,9 @@ def canvas_positions(z: Tensor, sentinels: Tensor, pad: int) -> tuple[Tensor, Te
     on_canvas = occurrence.eq(1)
     anchors = torch.where(on_canvas.any(1), (on_canvas * index[None, :, None]).sum(1) - 1,
                           torch.full_like(on_canvas[:, 0], -1, dtype=torch.long))
-    is_fill_sentinel = occurrence.eq(2).any(-1)  # B x T
-    span = occurrence.eq(2).long().argmax(-1)  # B x T: the span of a fill sentinel (0 elsewhere)
+    fill_sentinel = occurrence.eq(2)  # B x T x K
+    is_fill_sentinel = fill_sentinel.any(-1)  # B x T
+    span = fill_sentinel.long().argmax(-1)  # B x T: the span of a fill sentinel (0 elsewhere)
     last_fill_sentinel = torch.where(is_fill_sentinel, index, torch.full_like(index, -1)).cummax(1).values
     in_fill = last_fill_sentinel.ge(0)
     at = last_fill_sentinel.clamp(min=0)

@@ -53,14 +53,19 @@ def reorder(decoder, cache: dict, order: Tensor) -> None:
 
 
 def _position_embeddings(decoder, positions: Tensor) -> Tensor | None:
-    """Embeddings (B x T x C) of 0-based positions (B x T), read off the decoder's own position module."""
+    """Embeddings (B x T x C) of 0-based positions (B x T), read off the decoder's own position module (the
+    module a CanvasPositionalEmbedding wraps: the positions given here are already the canvas's)."""
     if decoder.embed_positions is None:
         return None
-    if hasattr(decoder.embed_positions, "by_index"):  # CanvasPositionalEmbedding
-        return decoder.embed_positions.by_index(positions)
-    width = int(positions.max()) + 1
-    unpadded = torch.full((1, width), decoder.padding_idx + 1, dtype=torch.long, device=positions.device)
-    return decoder.embed_positions(unpadded)[0][positions]
+    return position_embeddings(getattr(decoder.embed_positions, "inner", decoder.embed_positions),
+                               decoder.padding_idx, positions)
+
+
+def position_embeddings(embed_positions, padding_idx: int, positions: Tensor) -> Tensor:
+    """Embeddings (B x T x C) of 0-based ``positions`` (B x T) from a fairseq position module (sinusoidal or
+    learned), read off its table for one unpadded row."""
+    unpadded = torch.full((1, int(positions.max()) + 1), padding_idx + 1, dtype=torch.long, device=positions.device)
+    return embed_positions(unpadded)[0][positions]
 
 
 def _features(decoder, tokens: Tensor, positions: Tensor, encoder_out: dict, cache: dict, causal: bool,

@@ -3,7 +3,7 @@
 Wraps the position module of a fairseq TransformerDecoder (sinusoidal or learned) so that the decoder's own
 forward pass reads Z at the positions of ``diffuser_mt.canvas_positions``: the training step, the uncached
 decoding path and the confidence refills need no change. The key/value-cached path
-(``fairseq_plugins.cached_decoding``) passes its positions itself, through ``by_index``.
+(``fairseq_plugins.cached_decoding``) computes its positions itself and reads them off ``inner``.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from diffuser_mt.canvas_positions import canvas_positions
+from fairseq_plugins.cached_decoding import position_embeddings
 
 
 class CanvasPositionalEmbedding(nn.Module):
@@ -26,15 +27,9 @@ class CanvasPositionalEmbedding(nn.Module):
     def max_positions(self) -> int:
         return self.inner.max_positions
 
-    def by_index(self, positions: Tensor) -> Tensor:
-        """Embeddings (B x T x C) of 0-based ``positions`` (B x T), from the inner module's table."""
-        unpadded = torch.full((1, int(positions.max()) + 1), self.padding_idx + 1, dtype=torch.long,
-                              device=positions.device)
-        return self.inner(unpadded)[0][positions]
-
     def forward(self, tokens: Tensor, incremental_state=None, **unused) -> Tensor:
         """Embeddings (B x T x C) of right-padded Z (B x T) at its canvas positions."""
         if incremental_state is not None:
             raise ValueError("canvas positions need the whole prefix: decode through fairseq_plugins.cached_decoding")
         positions, _ = canvas_positions(tokens, self.sentinels, self.padding_idx)
-        return self.by_index(positions)
+        return position_embeddings(self.inner, self.padding_idx, positions)
