@@ -51,7 +51,8 @@ sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa:
 
 from benchmarks.common import (machine, progress_of, snapshot_path, snapshot_training,  # noqa: E402
                                write_results)
-from benchmarks.compare_systems import DECODERS, PAPER_BLEU, SPEED_PATTERN, generate_command, run_measured  # noqa: E402
+from benchmarks.compare_systems import (DECODERS, DIFFUSEQ_STEPS, PAPER_BLEU, SPEED_PATTERN,  # noqa: E402
+                                        generate_command, run_measured)
 from data_scripts.corpus_build import load_sentencepiece  # noqa: E402
 from data_scripts.fairseq_tools import fairseq_executable, run_fairseq  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, run_arguments  # noqa: E402
@@ -66,7 +67,7 @@ CURVE_DECODERS = {"transformer": "transformer, beam 5",
                   "diffuser": "DiffusER, random start, greedy, 12 steps",
                   "diffuser_shared_encoder": "DiffusER, random start, greedy, 12 steps",
                   "diffuser_separate": "DiffusER, random start, greedy, 12 steps",
-                  "diffuseq": "DiffuSeq, 200 DDIM steps", "d3pm": "D3PM absorbing, 20 steps"}
+                  "diffuseq": f"DiffuSeq, {DIFFUSEQ_STEPS} DDIM steps", "d3pm": "D3PM absorbing, 20 steps"}
 BASELINE = "transformer"
 WARM = "diffuser_warm"  # DiffusER started from the AR's checkpoint at --warm-start-minutes (not a --systems choice)
 CURVE_DECODERS[WARM] = CURVE_DECODERS["diffuser"]

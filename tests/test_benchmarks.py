@@ -139,6 +139,18 @@ def test_minutes_to_reach_interpolates_between_points(points, bar, expected):
     assert bleu_at(series, points[0][0]) == points[0][1] and bleu_at(series, 99) is None
 
 
+@pytest.mark.parametrize("steps", [200, 50])
+def test_the_diffuseq_row_decodes_the_asked_ddim_steps_and_says_so(steps):
+    from benchmarks.compare_systems import DECODERS, with_diffuseq_steps
+
+    decoders = with_diffuseq_steps(DECODERS, steps)
+    diffuseq = {name: decoder for name, decoder in decoders.items() if decoder.system == "diffuseq"}
+    assert list(diffuseq) == [f"DiffuSeq, {steps} DDIM steps"]
+    assert diffuseq[f"DiffuSeq, {steps} DDIM steps"].options == ["--decode-steps", str(steps)]
+    others = {name: decoder for name, decoder in decoders.items() if decoder.system != "diffuseq"}
+    assert others == {name: decoder for name, decoder in DECODERS.items() if decoder.system != "diffuseq"}
+
+
 def test_snapshot_times_end_at_the_budget():
     from benchmarks.learning_curves import snapshot_minutes
 
