@@ -108,6 +108,10 @@ RECIPES = {
     "diffuser_masking_canvas": DIFFUSER.with_options({"--masking-prob": 0.5, "--canvas-positions": True}),
     # with a warm start (--init-generator-from): the fill sentinels start as the transformer's start symbol
     "diffuser_canvas_eos": DIFFUSER.with_options({"--canvas-positions": True, "--init-sentinels-as-eos": True}),
+    # the linear noise schedule: training also shows lightly corrupted sentences (one or two wrong words), the
+    # state a later decoding step or a post-editor starts from
+    "diffuser_linear": DIFFUSER.with_options({"--noise-schedule": "linear"}),
+    "diffuser_linear_canvas": DIFFUSER.with_options({"--noise-schedule": "linear", "--canvas-positions": True}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

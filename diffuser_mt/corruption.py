@@ -13,6 +13,9 @@ Forward step q(x_i | x_{i-1}; E_t, E_l)
     * INSERT   consume nothing, emit n random noise units;
     * DELETE   consume n units, emit nothing.
 
+    The mix of step i may depend on i (``CorruptionConfig.schedule``,
+    ``diffuser_mt.noise_schedule``): the paper's chain uses E_t at every step.
+
     A noise unit is one random token (word mode: one random word-start token),
     never a special symbol; no mask token is used. A span that runs past the
     end of x is truncated: each span records its drawn and its applied length.
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import enum
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable
@@ -62,6 +66,7 @@ from typing import Iterable
 import numpy as np
 
 from diffuser_mt.edits import Tag, as_token_list
+from diffuser_mt.noise_schedule import SCHEDULES, survival_share
 
 UNITS = ("token", "word")
 REVERSE_TARGETS = ("clean", "step")
@@ -91,6 +96,8 @@ class CorruptionConfig:
     num_steps: T, the chain length; training draws t from 1..T.
     unit: "token" or "word", what one unit of a span is.
     reverse_target: "clean" (x_0) or "step" (x_{t-1}), what a training pair's reverse step reaches.
+    schedule: a name of ``noise_schedule.SCHEDULES``, how the mix of step i follows from edit_mix
+        ("constant": edit_mix at every step, the paper's chain).
     """
 
     edit_mix: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
@@ -98,6 +105,7 @@ class CorruptionConfig:
     num_steps: int = 12
     unit: str = "token"
     reverse_target: str = "clean"
+    schedule: str = "constant"
 
     def __post_init__(self):
         mix = tuple(float(p) for p in self.edit_mix)
@@ -118,11 +126,29 @@ class CorruptionConfig:
             raise ValueError(f"unit must be one of {UNITS}, got {self.unit!r}")
         if self.reverse_target not in REVERSE_TARGETS:
             raise ValueError(f"reverse_target must be one of {REVERSE_TARGETS}, got {self.reverse_target!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}")
+        self.step_mixes  # a schedule that cannot serve this mix fails here, not in a data-loader worker
 
     @cached_property
-    def _edit_thresholds(self) -> np.ndarray:
-        """Inner cumulative-mix boundaries: searchsorted(thresholds, u, 'right') draws an edit type."""
-        return np.cumsum(self.edit_mix)[:-1]
+    def step_mixes(self) -> tuple[tuple[float, float, float, float], ...]:
+        """The edit mix of forward steps 1..T (index i - 1 for step i)."""
+        schedule = SCHEDULES[self.schedule]
+        return tuple(schedule.step_mix(self.edit_mix, step, self.num_steps) for step in range(1, self.num_steps + 1))
+
+    def survival(self, t: int) -> float:
+        """Expected share of x_0's units that survive t forward steps (truncated last spans ignored)."""
+        return float(np.prod([survival_share(self.step_mixes[min(step, self.num_steps) - 1])
+                              for step in range(1, t + 1)]))
+
+    @cached_property
+    def _edit_thresholds(self) -> tuple[list[float], ...]:
+        """Per step, the inner cumulative-mix boundaries: bisect_right(thresholds, u) draws an edit type."""
+        return tuple(np.cumsum(mix)[:-1].tolist() for mix in self.step_mixes)
+
+    def edit_thresholds(self, step: int) -> list[float]:
+        """The boundaries of forward step ``step`` (1-based); steps past T use step T's."""
+        return self._edit_thresholds[min(step, self.num_steps) - 1]
 
 
 class NoiseVocabulary:
@@ -310,7 +336,8 @@ class _ChainDraws:
 
     Draws come from ``rng`` in vectorised chunks and are handed out one at a
     time, so the per-span walk does no numpy scalar calls. ``spans`` is an
-    endless iterator of (ForwardEdit value, drawn length).
+    endless iterator of (uniform draw, drawn length); the step's edit
+    thresholds turn the uniform draw into a ForwardEdit value.
     """
 
     def __init__(self, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator):
@@ -326,10 +353,9 @@ class _ChainDraws:
 
     def _span_stream(self):
         while True:
-            u = self._rng.random(_SPAN_CHUNK)
-            edits = np.searchsorted(self._config._edit_thresholds, u, side="right").tolist()
+            u = self._rng.random(_SPAN_CHUNK).tolist()
             lengths = self._rng.poisson(self._config.span_lambda, _SPAN_CHUNK).tolist()
-            yield from zip(edits, lengths)
+            yield from zip(u, lengths)
 
     def noise(self, n: int) -> list[int]:
         """n noise ids (word starts in word mode)."""
@@ -344,7 +370,7 @@ class _ChainDraws:
         return self._noise[start:self._next_noise]
 
 
-def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws,
+def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws, thresholds: list[float],
                   origins: list[int] | None = None) -> CorruptionStep:
     num_units = len(units) - 1
     spans: list[tuple[int, int, int]] = []  # (edit, drawn length, applied length)
@@ -353,7 +379,8 @@ def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws,
     next_units = [0]
     unit = 0
     while unit < num_units:
-        edit, drawn = next(draws.spans)
+        u, drawn = next(draws.spans)
+        edit = bisect_right(thresholds, u)
         length = drawn if edit == _INSERT or unit + drawn <= num_units else num_units - unit
         spans.append((edit, drawn, length))
         if length == 0:
@@ -387,9 +414,12 @@ def corruption_step(
     config: CorruptionConfig,
     noise_vocab: NoiseVocabulary,
     rng: np.random.Generator,
+    step: int = 1,
 ) -> CorruptionStep:
-    """One forward step on ``tokens`` (list of ids) with unit boundaries ``units``; see the module docstring."""
-    return _forward_step(as_token_list(tokens, "tokens"), list(units), _ChainDraws(config, noise_vocab, rng))
+    """Forward step ``step`` (its schedule's mix) on ``tokens`` (list of ids) with unit boundaries ``units``; see
+    the module docstring."""
+    return _forward_step(as_token_list(tokens, "tokens"), list(units), _ChainDraws(config, noise_vocab, rng),
+                         config.edit_thresholds(step))
 
 
 def _run_chain(x0, t: int, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator):
@@ -399,8 +429,8 @@ def _run_chain(x0, t: int, config: CorruptionConfig, noise_vocab: NoiseVocabular
     units = unit_boundaries(tokens, config.unit, noise_vocab.is_word_start)
     origins = list(range(len(tokens))) if config.reverse_target == "clean" else None
     records = []
-    for _ in range(t):
-        step = _forward_step(tokens, units, draws, origins)
+    for i in range(1, t + 1):
+        step = _forward_step(tokens, units, draws, config.edit_thresholds(i), origins)
         records.append(step.spans)
         tokens, units, origins = step.x_next, step.next_units, step.next_origins
     return step, records

@@ -16,6 +16,7 @@ from diffuser_mt.corruption import (
     unit_boundaries,
 )
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
+from diffuser_mt.noise_schedule import SCHEDULES
 
 SPECIAL_IDS = (0, 1, 2, 3)
 
@@ -53,18 +54,28 @@ def edit_mixes(draw, max_growth=1.2):
     return tuple(w / sum(weights) for w in weights)
 
 
+def schedules_for(mix, max_growth=1.2):
+    """The noise schedules that can serve ``mix`` with bounded growth (the linear schedule's last steps keep
+    nothing, so its non-keep edits alone must not grow the sequence much)."""
+    _, replace, insert, delete = mix
+    linear_fits = replace + delete > 0 and replace + insert <= max_growth * (replace + delete)
+    return tuple(name for name in SCHEDULES if name != "linear" or linear_fits)
+
+
 @st.composite
 def corruption_cases(draw):
     """(x0, config, noise vocabulary, seed) over random sizes, mixes, lambdas, T and units."""
     vocab_size = draw(st.integers(10, 500))
     x0 = draw(st.lists(st.integers(0, vocab_size - 1), max_size=60))
     unit = draw(st.sampled_from(["token", "word"]))
+    mix = draw(edit_mixes())
     config = CorruptionConfig(
-        edit_mix=draw(edit_mixes()),
+        edit_mix=mix,
         span_lambda=draw(st.floats(0.5, 10.0)),
         num_steps=draw(st.integers(1, 15)),
         unit=unit,
         reverse_target=draw(st.sampled_from(REVERSE_TARGETS)),
+        schedule=draw(st.sampled_from(schedules_for(mix))),
     )
     word_start_seed = draw(st.integers(0, 2**32 - 1))
     is_word_start = np.random.default_rng(word_start_seed).random(vocab_size) < draw(st.floats(0.1, 0.9))

@@ -171,6 +171,17 @@ def test_masking_examples_mix_in_by_their_own_seeded_draw(small_corpus):
     assert [masked.example(i) for i in range(20)] == [masked.example(i) for i in range(20)]
 
 
+def test_the_linear_noise_schedule_keeps_more_of_x0_in_the_training_examples(small_corpus):
+    def kept_share(dataset):
+        dataset.set_epoch(1)
+        tags = [dataset.example(i).tag_targets[1:] for i in range(300)]
+        return np.mean([np.isin(t, [Tag.KEEP, Tag.INSERT]).mean() for t in tags if t])
+
+    constant, linear = (kept_share(train_set(small_corpus / "bin", "--noise-schedule", name)[1])
+                        for name in ("constant", "linear"))
+    assert linear > constant + 0.15, (constant, linear)
+
+
 def test_corrupted_examples_do_not_change_when_postedit_pairs_are_mixed_in(small_corpus, mixed):
     task, dataset = mixed
     _, plain = train_set(small_corpus / "bin")

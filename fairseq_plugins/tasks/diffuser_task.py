@@ -22,6 +22,7 @@ from diffuser_mt.data_manifest import corpus_task, read_manifest
 from diffuser_mt.drafts import piece_encoder
 from diffuser_mt.edit_decoder import DecodeConfig
 from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask
+from diffuser_mt.noise_schedule import SCHEDULES
 from diffuser_mt.start_states import INIT_MODES, StartSettings, read_init_hypotheses, resolve_start_mode
 from diffuser_mt.textio import InputError
 from fairseq_plugins.diffuser_generator import DiffuserGenerator
@@ -45,6 +46,11 @@ class DiffuserConfig(LanguagePairConfig):
         default=3.0, metadata={"help": "E_l: Poisson mean of span lengths (paper: 3 for MT, 8 for summarization)"})
     diffusion_steps: int = field(
         default=12, metadata={"help": "T: length of the corruption chain; training draws t from 1..T"})
+    noise_schedule: ChoiceEnum(tuple(SCHEDULES)) = field(
+        default="constant",
+        metadata={"help": "how E_t changes along the chain: constant = the mix above at every step (the paper's; one "
+                          "step already edits a third of x_0), linear = a share 1 - t/T of x_0 survives t steps, so "
+                          "training also shows sentences with one or two wrong words (diffuser_mt/noise_schedule.py)"})
     edit_unit: ChoiceEnum(UNITS) = field(
         default="token",
         metadata={"help": "unit of an edit span: subword tokens, or whole words (sentencepiece word starts)"})
@@ -224,7 +230,7 @@ def corruption_config(cfg: DiffuserConfig) -> CorruptionConfig:
     return core_config(lambda: CorruptionConfig(
         edit_mix=(cfg.corruption_keep, cfg.corruption_replace, cfg.corruption_insert, cfg.corruption_delete),
         span_lambda=cfg.span_lambda, num_steps=cfg.diffusion_steps, unit=str(cfg.edit_unit),
-        reverse_target=str(cfg.reverse_target)), "diffuser task option")
+        reverse_target=str(cfg.reverse_target), schedule=str(cfg.noise_schedule)), "diffuser task option")
 
 
 def decode_config(options: dict, max_length: int) -> DecodeConfig:
