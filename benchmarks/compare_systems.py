@@ -62,7 +62,13 @@ class Decoder:
     options: list = field(default_factory=list)
 
 
+def diffuseq_row(steps: int) -> tuple[str, Decoder]:
+    """DiffuSeq's row of the table: its name, which says how many DDIM steps it decodes, and its decoder."""
+    return f"DiffuSeq, {steps} DDIM steps", Decoder("diffuseq", ["--decode-steps", str(steps)])
+
+
 DIFFUSEQ_STEPS = 200
+DIFFUSEQ_ROW = diffuseq_row(DIFFUSEQ_STEPS)
 DECODERS = {
     "transformer, beam 5": Decoder("transformer", ["--beam", "5"]),
     "levenshtein_transformer, 9 iterations": Decoder(
@@ -74,7 +80,7 @@ DECODERS = {
         "diffuser", ["--decode-steps", "12", "--token-beam", "5", "--revision-beam", "3"]),
     "DiffusER + AR bootstrap, greedy, 12 steps": Decoder(
         "diffuser", ["--decode-steps", "12", "--init-mode", "file", "--init-file", "{ar_output}"]),
-    f"DiffuSeq, {DIFFUSEQ_STEPS} DDIM steps": Decoder("diffuseq", ["--decode-steps", str(DIFFUSEQ_STEPS)]),
+    DIFFUSEQ_ROW[0]: DIFFUSEQ_ROW[1],
     "D3PM absorbing, 20 steps": Decoder("d3pm", ["--decode-steps", "20"]),
 }
 BASELINE = "transformer, beam 5"
@@ -93,10 +99,9 @@ PAPER_STEP_BLEU = {1: 6.3, 2: 18.0, 4: 25.5, 8: 26.5, 16: 27.4}
 
 
 def with_diffuseq_steps(decoders: dict, steps: int) -> dict:
-    """``decoders`` with DiffuSeq's row decoding ``steps`` DDIM steps instead (its name says how many)."""
-    return {(f"DiffuSeq, {steps} DDIM steps" if decoder.system == "diffuseq" else name):
-            (Decoder("diffuseq", ["--decode-steps", str(steps)]) if decoder.system == "diffuseq" else decoder)
-            for name, decoder in decoders.items()}
+    """``decoders`` with DiffuSeq's row decoding ``steps`` DDIM steps instead (``diffuseq_row``)."""
+    row = diffuseq_row(steps)
+    return dict(row if decoder.system == "diffuseq" else (name, decoder) for name, decoder in decoders.items())
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -27,7 +27,8 @@
    ``diffuser_warm``. Its curve is charged with the AR's training: its point at M minutes has M - W minutes
    (and the updates after the AR's) of its own. At the budget it is compared with the AR system both ways:
    charged (the AR at the budget, the same total time) and not (the AR at M - W minutes, the same time of
-   its own).
+   its own); it also post-edits the AR system's test hypotheses at the budget (``diffuser_warm + AR
+   bootstrap``, against the AR: what post-editing by M - W minutes of DiffusER training adds to the AR).
 
 Kept checkpoints and decodes are reused on a re-run. Figures: ``--out``.json (the series, one line per system,
 one point per kept checkpoint), .md (the table) and .png (BLEU vs minutes and vs updates).
@@ -51,7 +52,7 @@ sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa:
 
 from benchmarks.common import (machine, progress_of, snapshot_path, snapshot_training,  # noqa: E402
                                write_results)
-from benchmarks.compare_systems import (DECODERS, DIFFUSEQ_STEPS, PAPER_BLEU, SPEED_PATTERN,  # noqa: E402
+from benchmarks.compare_systems import (DECODERS, DIFFUSEQ_ROW, PAPER_BLEU, SPEED_PATTERN,  # noqa: E402
                                         generate_command, run_measured)
 from data_scripts.corpus_build import load_sentencepiece  # noqa: E402
 from data_scripts.fairseq_tools import fairseq_executable, run_fairseq  # noqa: E402
@@ -67,11 +68,18 @@ CURVE_DECODERS = {"transformer": "transformer, beam 5",
                   "diffuser": "DiffusER, random start, greedy, 12 steps",
                   "diffuser_shared_encoder": "DiffusER, random start, greedy, 12 steps",
                   "diffuser_separate": "DiffusER, random start, greedy, 12 steps",
-                  "diffuseq": f"DiffuSeq, {DIFFUSEQ_STEPS} DDIM steps", "d3pm": "D3PM absorbing, 20 steps"}
+                  "diffuseq": DIFFUSEQ_ROW[0], "d3pm": "D3PM absorbing, 20 steps"}
 BASELINE = "transformer"
 WARM = "diffuser_warm"  # DiffusER started from the AR's checkpoint at --warm-start-minutes (not a --systems choice)
 CURVE_DECODERS[WARM] = CURVE_DECODERS["diffuser"]
-BOOTSTRAP = "diffuser + AR bootstrap"  # DiffusER started from the AR system's test hypotheses
+
+
+def bootstrap_of(system: str) -> str:
+    """The row of a DiffusER system started from the AR system's test hypotheses at the budget."""
+    return f"{system} + AR bootstrap"
+
+
+BOOTSTRAP = bootstrap_of("diffuser")
 BOOTSTRAP_OPTIONS = ["--init-mode", "file", "--init-file", "{ar_output}", "--init-spm-model", "{spm_model}"]
 # the comparisons at the budget, each with its paired bootstrap test: (system, baseline)
 COMPARISONS = [("diffuser", "transformer"), (BOOTSTRAP, "transformer"), ("diffuser", "levenshtein_transformer")]
@@ -230,13 +238,14 @@ def at_budget(series: dict[str, list[dict]], times: list[float], args: argparse.
         own = own_minutes(WARM, times[-1], args)
         decoded[ar_at(own)] = (BASELINE, own, decode(BASELINE, snapshot_path(args.work_dir / BASELINE, own),
                                                      args.data, args.test_subset, args.test_subset, args))
-        comparisons += [(WARM, BASELINE), (WARM, ar_at(own))]
-    if "diffuser" in series:
-        options = [option.format(ar_output=decoded[BASELINE][2], spm_model=sentencepiece_model(args.data)) for option in
-                   [*DECODERS[CURVE_DECODERS["diffuser"]].options, *BOOTSTRAP_OPTIONS]]
-        decoded[BOOTSTRAP] = ("diffuser", times[-1], decode("diffuser", Path(series["diffuser"][-1]["checkpoint"]),
-                                                            args.data, args.test_subset,
-                                                            f"{args.test_subset}-ar-bootstrap", args, options))
+        comparisons += [(WARM, BASELINE), (WARM, ar_at(own)), (bootstrap_of(WARM), BASELINE)]
+    options = [option.format(ar_output=decoded[BASELINE][2], spm_model=sentencepiece_model(args.data)) for option in
+               [*DECODERS[CURVE_DECODERS["diffuser"]].options, *BOOTSTRAP_OPTIONS]]
+    for system in ("diffuser", WARM):
+        if system in series:
+            decoded[bootstrap_of(system)] = (system, times[-1], decode(
+                system, Path(series[system][-1]["checkpoint"]), args.data, args.test_subset,
+                f"{args.test_subset}-ar-bootstrap", args, options))
     figures, hypotheses = {}, {}
     for name, (system, minutes, output) in decoded.items():
         score, training = scored(output, references), snapshot_training(args.work_dir / system, minutes)

@@ -62,7 +62,7 @@ def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_sy
         "transformer checkpoint_0.2min.pt", "diffuser checkpoint_0.2min.pt", "diffuser_warm checkpoint_0.2min.pt"]
     budget = results["at_budget"]
     assert list(budget) == ["transformer", "diffuser", "diffuser_warm", "transformer at 0.1 min",
-                            "diffuser + AR bootstrap"]
+                            "diffuser + AR bootstrap", "diffuser_warm + AR bootstrap"]
     assert budget["transformer at 0.1 min"]["updates"] == series["transformer"][0]["updates"]
     for name, row in budget.items():
         assert row["sentences"] == 200 and 0 <= row["test_bleu"] <= 100 and row["sentences_per_second"] > 0
@@ -74,7 +74,8 @@ def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_sy
     assert budget["diffuser"]["updates_x_ar"] == budget["diffuser"]["updates"] / budget["transformer"]["updates"]
     tests = {(test["system"], test["baseline"]): test for test in results["significance"]}
     assert set(tests) == {("diffuser", "transformer"), ("diffuser + AR bootstrap", "transformer"),  # no LevT
-                          ("diffuser_warm", "transformer"), ("diffuser_warm", "transformer at 0.1 min")}
+                          ("diffuser_warm", "transformer"), ("diffuser_warm", "transformer at 0.1 min"),
+                          ("diffuser_warm + AR bootstrap", "transformer")}
     assert all(0 <= test["p_value"] <= 1 and test["bleu"] == pytest.approx(budget[test["system"]]["test_bleu"])
                for test in tests.values())
     assert {system: score["sentences"] for system, score in results["out_of_domain"].items()} == {
