@@ -112,6 +112,10 @@ RECIPES = {
     # state a later decoding step or a post-editor starts from
     "diffuser_linear": DIFFUSER.with_options({"--noise-schedule": "linear"}),
     "diffuser_linear_canvas": DIFFUSER.with_options({"--noise-schedule": "linear", "--canvas-positions": True}),
+    # the same with noise drawn by the corpus' token frequencies: plausible wrong words, harder to spot
+    "diffuser_linear_unigram": DIFFUSER.with_options({"--noise-schedule": "linear", "--noise-distribution": "unigram"}),
+    # the same with a third of the noise spans repeating the tokens before them (a weak generator's repetitions)
+    "diffuser_linear_repeat": DIFFUSER.with_options({"--noise-schedule": "linear", "--repetition-noise": 0.3}),
     "diffuseq": DIFFUSEQ,
     "d3pm": D3PM,
 }

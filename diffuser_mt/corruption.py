@@ -17,7 +17,11 @@ Forward step q(x_i | x_{i-1}; E_t, E_l)
     ``diffuser_mt.noise_schedule``): the paper's chain uses E_t at every step.
 
     A noise unit is one random token (word mode: one random word-start token),
-    never a special symbol; no mask token is used. A span that runs past the
+    never a special symbol; no mask token is used. With ``repetition_noise``
+    r > 0 (token mode), a REPLACE or INSERT span of n units instead repeats
+    the last n tokens written to x_i with probability r (when there are as
+    many): "der der geht" for "der Mann geht", the repetitions of a weak
+    generator, which random tokens never show the tagger. A span that runs past the
     end of x is truncated: each span records its drawn and its applied length.
     Nothing is inserted once all units are consumed, so an empty sequence stays
     empty. Word boundaries are carried along the chain: a kept word stays one
@@ -98,6 +102,8 @@ class CorruptionConfig:
     reverse_target: "clean" (x_0) or "step" (x_{t-1}), what a training pair's reverse step reaches.
     schedule: a name of ``noise_schedule.SCHEDULES``, how the mix of step i follows from edit_mix
         ("constant": edit_mix at every step, the paper's chain).
+    repetition_noise: probability that a replace/insert span repeats the tokens before it instead of drawing
+        noise (token units only).
     """
 
     edit_mix: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
@@ -106,6 +112,7 @@ class CorruptionConfig:
     unit: str = "token"
     reverse_target: str = "clean"
     schedule: str = "constant"
+    repetition_noise: float = 0.0
 
     def __post_init__(self):
         mix = tuple(float(p) for p in self.edit_mix)
@@ -126,6 +133,10 @@ class CorruptionConfig:
             raise ValueError(f"unit must be one of {UNITS}, got {self.unit!r}")
         if self.reverse_target not in REVERSE_TARGETS:
             raise ValueError(f"reverse_target must be one of {REVERSE_TARGETS}, got {self.reverse_target!r}")
+        if not 0.0 <= self.repetition_noise <= 1.0:
+            raise ValueError(f"repetition_noise must lie in [0, 1], got {self.repetition_noise}")
+        if self.repetition_noise > 0 and self.unit != "token":
+            raise ValueError("repetition_noise needs token units (a repeated word is not one noise unit)")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}")
         self.step_mixes  # a schedule that cannot serve this mix fails here, not in a data-loader worker
@@ -336,8 +347,10 @@ class _ChainDraws:
 
     Draws come from ``rng`` in vectorised chunks and are handed out one at a
     time, so the per-span walk does no numpy scalar calls. ``spans`` is an
-    endless iterator of (uniform draw, drawn length); the step's edit
-    thresholds turn the uniform draw into a ForwardEdit value.
+    endless iterator of (uniform draw, drawn length, repeats): the step's edit
+    thresholds turn the uniform draw into a ForwardEdit value; ``repeats``
+    says whether a noise span repeats the tokens before it (drawn only with
+    ``repetition_noise`` > 0, so other chains keep their draws).
     """
 
     def __init__(self, config: CorruptionConfig, noise_vocab: NoiseVocabulary, rng: np.random.Generator):
@@ -352,10 +365,12 @@ class _ChainDraws:
         self.spans = self._span_stream()
 
     def _span_stream(self):
+        share = self._config.repetition_noise
         while True:
             u = self._rng.random(_SPAN_CHUNK).tolist()
             lengths = self._rng.poisson(self._config.span_lambda, _SPAN_CHUNK).tolist()
-            yield from zip(u, lengths)
+            repeats = (self._rng.random(_SPAN_CHUNK) < share).tolist() if share > 0 else [False] * _SPAN_CHUNK
+            yield from zip(u, lengths, repeats)
 
     def noise(self, n: int) -> list[int]:
         """n noise ids (word starts in word mode)."""
@@ -379,7 +394,7 @@ def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws, thres
     next_units = [0]
     unit = 0
     while unit < num_units:
-        u, drawn = next(draws.spans)
+        u, drawn, repeats = next(draws.spans)
         edit = bisect_right(thresholds, u)
         length = drawn if edit == _INSERT or unit + drawn <= num_units else num_units - unit
         spans.append((edit, drawn, length))
@@ -397,7 +412,7 @@ def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws, thres
             unit += length
         else:
             start = len(x_next)
-            x_next.extend(draws.noise(length))
+            x_next.extend(x_next[start - length:] if repeats and length <= start else draws.noise(length))
             if origins is not None:
                 next_origins.extend([-1] * length)
             next_units.extend(range(start + 1, start + length + 1))

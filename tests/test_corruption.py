@@ -76,6 +76,7 @@ def corruption_cases(draw):
         unit=unit,
         reverse_target=draw(st.sampled_from(REVERSE_TARGETS)),
         schedule=draw(st.sampled_from(schedules_for(mix))),
+        repetition_noise=draw(st.sampled_from([0.0, 0.5, 1.0])) if unit == "token" else 0.0,
     )
     word_start_seed = draw(st.integers(0, 2**32 - 1))
     is_word_start = np.random.default_rng(word_start_seed).random(vocab_size) < draw(st.floats(0.1, 0.9))
@@ -441,3 +442,37 @@ def test_unigram_word_start_noise_draws_weighted_word_starts():
 def test_bad_noise_weights_raise_clear_errors(weights, message):
     with pytest.raises(ValueError, match=message):
         NoiseVocabulary(4, special_ids=(0,), weights=weights)
+
+
+# ---------------------------------------------------------------- repetition noise
+
+
+def noise_spans_that_repeat(repetition_noise, seed=0):
+    """For each non-empty replace/insert span of single forward steps with tokens before it: does it repeat them?"""
+    config = CorruptionConfig(edit_mix=(0.4, 0.3, 0.2, 0.1), repetition_noise=repetition_noise)
+    rng = np.random.default_rng(seed)
+    repeats = []
+    for _ in range(50):
+        tokens = rng.integers(4, 1000, 40).tolist()
+        step = corruption_step(tokens, list(range(len(tokens) + 1)), config, NoiseVocabulary(1000, SPECIAL_IDS), rng)
+        position = 0
+        for edit, length in zip(step.spans.edits, step.spans.applied_lengths):
+            if edit in (ForwardEdit.REPLACE, ForwardEdit.INSERT) and 0 < length <= position:
+                repeats.append(step.x_next[position:position + length] == step.x_next[position - length:position])
+            position += length if edit != ForwardEdit.DELETE else 0
+    return np.array(repeats)
+
+
+@pytest.mark.parametrize("repetition_noise, low, high", [(1.0, 1.0, 1.0), (0.5, 0.4, 0.6), (0.0, 0.0, 0.02)])
+def test_repetition_noise_repeats_the_tokens_before_a_span(repetition_noise, low, high):
+    repeats = noise_spans_that_repeat(repetition_noise)
+    assert len(repeats) > 200 and low <= repeats.mean() <= high
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"repetition_noise": 1.5}, "repetition_noise must lie in"),
+    ({"repetition_noise": 0.5, "unit": "word"}, "repetition_noise needs token units"),
+])
+def test_bad_repetition_noise_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CorruptionConfig(**kwargs)

@@ -227,6 +227,9 @@ def test_a_small_rollin_token_share_gives_sparse_errors(small_corpus, tmp_path):
     (["--rollin-prob", "1.5"], "--rollin-prob must lie in [0, 1]"),
     (["--masking-prob", "-0.1"], "--masking-prob must lie in [0, 1]"),
     (["--rollin-prob", "0.5", "--rollin-token-share", "0"], "--rollin-token-share must lie in (0, 1]"),
+    (["--repetition-noise", "0.5", "--edit-unit", "word"], "repetition_noise needs token units"),
+    (["--noise-schedule", "linear", "--corruption-keep", "0.9", "--corruption-replace", "0", "--corruption-delete",
+      "0"], "linear schedule needs replace or delete mass"),
 ])
 def test_bad_hypothesis_training_options_stop_with_one_line(small_corpus, tmp_path, extra, message):
     result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "1",

@@ -95,6 +95,11 @@ class DiffuserConfig(LanguagePairConfig):
         default="uniform",
         metadata={"help": "corruption: draw replace/insert noise tokens uniformly from the vocabulary, or by their "
                           "frequency in the training data (unigram: plausible tokens, harder to spot)"})
+    repetition_noise: float = field(
+        default=0.0,
+        metadata={"help": "corruption: probability that a replace/insert span repeats the tokens written just before "
+                          "it instead of drawing noise (\"der der geht\" for \"der Mann geht\": a weak generator's "
+                          "repetitions, which random noise never shows the tagger); token units only"})
     persistent_workers: bool = field(
         default=False,
         metadata={"help": "keep data-loader workers alive across epochs; off by default, since each epoch "
@@ -230,7 +235,8 @@ def corruption_config(cfg: DiffuserConfig) -> CorruptionConfig:
     return core_config(lambda: CorruptionConfig(
         edit_mix=(cfg.corruption_keep, cfg.corruption_replace, cfg.corruption_insert, cfg.corruption_delete),
         span_lambda=cfg.span_lambda, num_steps=cfg.diffusion_steps, unit=str(cfg.edit_unit),
-        reverse_target=str(cfg.reverse_target), schedule=str(cfg.noise_schedule)), "diffuser task option")
+        reverse_target=str(cfg.reverse_target), schedule=str(cfg.noise_schedule),
+        repetition_noise=cfg.repetition_noise), "diffuser task option")
 
 
 def decode_config(options: dict, max_length: int) -> DecodeConfig:
