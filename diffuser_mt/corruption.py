@@ -18,10 +18,11 @@ Forward step q(x_i | x_{i-1}; E_t, E_l)
 
     A noise unit is one random token (word mode: one random word-start token),
     never a special symbol; no mask token is used. With ``repetition_noise``
-    r > 0 (token mode), a REPLACE or INSERT span of n units instead repeats
-    the last n tokens written to x_i with probability r (when there are as
-    many): "der der geht" for "der Mann geht", the repetitions of a weak
-    generator, which random tokens never show the tagger. A span that runs past the
+    r > 0 (token mode), a REPLACE or INSERT span of n units instead repeats,
+    with probability r, the last k tokens written to x_i (k uniform in 1..n,
+    when there are k), cycled to n tokens: "der der geht" for "der Mann
+    geht", "so so so so", the loops of a weak generator, which random tokens
+    never show the tagger. A span that runs past the
     end of x is truncated: each span records its drawn and its applied length.
     Nothing is inserted once all units are consumed, so an empty sequence stays
     empty. Word boundaries are carried along the chain: a kept word stays one
@@ -103,7 +104,7 @@ class CorruptionConfig:
     schedule: a name of ``noise_schedule.SCHEDULES``, how the mix of step i follows from edit_mix
         ("constant": edit_mix at every step, the paper's chain).
     repetition_noise: probability that a replace/insert span repeats the tokens before it instead of drawing
-        noise (token units only).
+        noise (token units only; see the module docstring).
     """
 
     edit_mix: tuple[float, float, float, float] = (0.6, 0.2, 0.1, 0.1)
@@ -347,9 +348,10 @@ class _ChainDraws:
 
     Draws come from ``rng`` in vectorised chunks and are handed out one at a
     time, so the per-span walk does no numpy scalar calls. ``spans`` is an
-    endless iterator of (uniform draw, drawn length, repeats): the step's edit
-    thresholds turn the uniform draw into a ForwardEdit value; ``repeats``
-    says whether a noise span repeats the tokens before it (drawn only with
+    endless iterator of (uniform draw, drawn length, repeat draw): the step's
+    edit thresholds turn the uniform draw into a ForwardEdit value; a repeat
+    draw r < ``repetition_noise`` makes a noise span of n tokens repeat the
+    last 1 + floor(n * r / repetition_noise) tokens (drawn only with
     ``repetition_noise`` > 0, so other chains keep their draws).
     """
 
@@ -369,8 +371,18 @@ class _ChainDraws:
         while True:
             u = self._rng.random(_SPAN_CHUNK).tolist()
             lengths = self._rng.poisson(self._config.span_lambda, _SPAN_CHUNK).tolist()
-            repeats = (self._rng.random(_SPAN_CHUNK) < share).tolist() if share > 0 else [False] * _SPAN_CHUNK
+            repeats = self._rng.random(_SPAN_CHUNK).tolist() if share > 0 else [1.0] * _SPAN_CHUNK
             yield from zip(u, lengths, repeats)
+
+    def noise_span(self, written: list[int], n: int, repeat_draw: float) -> list[int]:
+        """n noise tokens after ``written`` (x_i so far): drawn ids, or a repeat of its last tokens."""
+        share = self._config.repetition_noise
+        if repeat_draw < share:
+            period = 1 + int(n * repeat_draw / share)
+            if period <= len(written):
+                tail = written[len(written) - period:]
+                return [tail[i % period] for i in range(n)]
+        return self.noise(n)
 
     def noise(self, n: int) -> list[int]:
         """n noise ids (word starts in word mode)."""
@@ -394,7 +406,7 @@ def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws, thres
     next_units = [0]
     unit = 0
     while unit < num_units:
-        u, drawn, repeats = next(draws.spans)
+        u, drawn, repeat_draw = next(draws.spans)
         edit = bisect_right(thresholds, u)
         length = drawn if edit == _INSERT or unit + drawn <= num_units else num_units - unit
         spans.append((edit, drawn, length))
@@ -412,7 +424,7 @@ def _forward_step(tokens: list[int], units: list[int], draws: _ChainDraws, thres
             unit += length
         else:
             start = len(x_next)
-            x_next.extend(x_next[start - length:] if repeats and length <= start else draws.noise(length))
+            x_next.extend(draws.noise_span(x_next, length, repeat_draw))
             if origins is not None:
                 next_origins.extend([-1] * length)
             next_units.extend(range(start + 1, start + length + 1))

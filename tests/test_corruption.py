@@ -447,6 +447,12 @@ def test_bad_noise_weights_raise_clear_errors(weights, message):
 # ---------------------------------------------------------------- repetition noise
 
 
+def repeats_before(x, position, length):
+    """Does x[position:position + length] continue the last p tokens before it cyclically, for some p <= length?"""
+    return any(all(x[position + i] == x[position + i - period] for i in range(length))
+               for period in range(1, min(length, position) + 1))
+
+
 def noise_spans_that_repeat(repetition_noise, seed=0):
     """For each non-empty replace/insert span of single forward steps with tokens before it: does it repeat them?"""
     config = CorruptionConfig(edit_mix=(0.4, 0.3, 0.2, 0.1), repetition_noise=repetition_noise)
@@ -458,15 +464,32 @@ def noise_spans_that_repeat(repetition_noise, seed=0):
         position = 0
         for edit, length in zip(step.spans.edits, step.spans.applied_lengths):
             if edit in (ForwardEdit.REPLACE, ForwardEdit.INSERT) and 0 < length <= position:
-                repeats.append(step.x_next[position:position + length] == step.x_next[position - length:position])
+                repeats.append(repeats_before(step.x_next, position, length))
             position += length if edit != ForwardEdit.DELETE else 0
     return np.array(repeats)
 
 
-@pytest.mark.parametrize("repetition_noise, low, high", [(1.0, 1.0, 1.0), (0.5, 0.4, 0.6), (0.0, 0.0, 0.02)])
+@pytest.mark.parametrize("repetition_noise, low, high", [(1.0, 1.0, 1.0), (0.5, 0.4, 0.6), (0.0, 0.0, 0.03)])
 def test_repetition_noise_repeats_the_tokens_before_a_span(repetition_noise, low, high):
     repeats = noise_spans_that_repeat(repetition_noise)
     assert len(repeats) > 200 and low <= repeats.mean() <= high
+
+
+def test_repeat_periods_cover_one_token_loops_and_whole_span_copies():
+    config = CorruptionConfig(edit_mix=(0.5, 0.0, 0.5, 0.0), span_lambda=4.0, repetition_noise=1.0)
+    rng = np.random.default_rng(0)
+    loops = copies = 0
+    for _ in range(100):
+        tokens = rng.permutation(np.arange(10, 70)).tolist()  # distinct: a loop and a copy cannot be confused
+        step = corruption_step(tokens, list(range(len(tokens) + 1)), config, NoiseVocabulary(100), rng)
+        position = 0
+        for edit, length in zip(step.spans.edits, step.spans.applied_lengths):
+            if edit == ForwardEdit.INSERT and 1 < length <= position:
+                span, before = step.x_next[position:position + length], step.x_next[position - length:position]
+                loops += len(set(span)) == 1 and span[0] == before[-1]
+                copies += span == before and len(set(span)) == length
+            position += length
+    assert loops > 20 and copies > 20, (loops, copies)
 
 
 @pytest.mark.parametrize("kwargs, message", [
