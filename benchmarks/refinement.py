@@ -16,7 +16,11 @@
 2. AR bootstrap: DiffusER starting from the AR system's test hypotheses
    (``--init-mode file``) and the paper's own ``--init-mode ar``, each against
    the AR hypotheses with sacreBLEU's paired bootstrap resampling (p-value),
-   and the share of AR hypotheses DiffusER changes.
+   and the share of AR hypotheses DiffusER changes. The decoder cuts every
+   start state at the length cap (``--max-len-a`` x source + ``--max-len-b``),
+   which shortens an AR system's run-away outputs before any edit: the same
+   decode with 0 steps gives the AR hypotheses so cut, and the row "edits
+   alone" tests DiffusER against them (what the edits add).
 3. Controlled post-editing (``benchmarks/postedit_check.py``): references with
    one word substituted, dropped or duplicated; the share restored exactly.
 4. The generator's refill skill (``benchmarks/refill_check.py``): top-1 accuracy
@@ -59,7 +63,7 @@ def decode(args: argparse.Namespace, name: str, *options, steps: int | None = No
     output = args.out_dir / f"refinement_generate.{args.name}.{name}.txt"
     run_fairseq("fairseq-generate", [
         args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
-        "--decode-steps", steps or args.decode_steps, "--print-edit-history", "--bpe", "sentencepiece",
+        "--decode-steps", args.decode_steps if steps is None else steps, "--print-edit-history", "--bpe", "sentencepiece",
         "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
         "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
         "--remask-share", args.remask_share, "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed,
@@ -92,6 +96,7 @@ def step_sweep(outputs: dict[int, Path], references: list[str]) -> dict:
 
 
 def bootstrap_row(output: Path, ar: list[str], references: list[str], seed: int) -> dict:
+    """The paired bootstrap test of the hypotheses of ``output`` against ``ar`` (the baseline)."""
     hypotheses = read_hypotheses(output, prefix="D")
     test = paired_bootstrap(ar, hypotheses, references, seed=seed)
     return {"bleu": test["bleu"], "ci": test["ci"], "ar_bleu": test["baseline_bleu"], "p_value": test["p_value"],
@@ -105,7 +110,7 @@ def markdown(args: argparse.Namespace, result: dict) -> str:
              "| test BLEU (random start, greedy) | " + " | ".join(f"{b:.2f}" for b in sweep["bleu"].values()) + " |",
              "", f"Sentences that steps >= 2 change: {sweep['changed_after_step_1']:.1%} "
              f"(mean steps run before a fixed point: {sweep['mean_steps_run']:.2f})", "",
-             "| start | BLEU | AR BLEU | paired-bs p | AR hypotheses changed |", "|---|---|---|---|---|"]
+             "| start | BLEU | baseline BLEU | paired-bs p | baseline hypotheses changed |", "|---|---|---|---|---|"]
     for name, row in result["bootstrap"].items():
         lines.append(f"| {name} | {row['bleu']:.2f} +- {row['ci']:.2f} | {row['ar_bleu']:.2f} | {row['p_value']:.4f} "
                      f"| {row['changed_share']:.1%} |")
@@ -133,10 +138,14 @@ def main(argv=None) -> int:
             sweep_outputs.update({steps: decode(args, f"random{steps}", "--init-mode", "random", steps=steps)
                                   for steps in SWEEP_STEPS if steps != args.decode_steps})
         sweep = step_sweep(sweep_outputs, references)
+        from_file = ["--init-mode", "file", "--init-file", args.ar_hypotheses, "--init-spm-model", args.spm_model]
+        post_edited = decode(args, "file", *from_file)
+        cut = decode(args, "file0", *from_file, steps=0)
         bootstrap = {
-            "AR hypotheses (--init-mode file)": bootstrap_row(
-                decode(args, "file", "--init-mode", "file", "--init-file", args.ar_hypotheses,
-                       "--init-spm-model", args.spm_model), ar, references, args.seed),
+            "AR hypotheses (--init-mode file)": bootstrap_row(post_edited, ar, references, args.seed),
+            "AR hypotheses cut at the length cap (0 steps)": bootstrap_row(cut, ar, references, args.seed),
+            "edits alone: --init-mode file against the cut AR hypotheses": bootstrap_row(
+                post_edited, read_hypotheses(cut, prefix="D"), references, args.seed),
             "own AR pass (--init-mode ar)": bootstrap_row(decode(args, "ar", "--init-mode", "ar"), ar, references,
                                                           args.seed),
         }
