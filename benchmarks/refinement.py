@@ -63,8 +63,8 @@ def decode(args: argparse.Namespace, name: str, *options, steps: int | None = No
     output = args.out_dir / f"refinement_generate.{args.name}.{name}.txt"
     run_fairseq("fairseq-generate", [
         args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
-        "--decode-steps", args.decode_steps if steps is None else steps, "--print-edit-history", "--bpe", "sentencepiece",
-        "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
+        "--decode-steps", args.decode_steps if steps is None else steps, "--print-edit-history",
+        "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
         "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
         "--remask-share", args.remask_share, "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed,
         *options,
