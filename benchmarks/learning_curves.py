@@ -163,8 +163,7 @@ def train_until(system: str, minutes: float, args: argparse.Namespace) -> Path:
                          "checkpoint asked for (kept with another --interval?): use another --work-dir")
     recipe = dataclasses.replace(RECIPES[recipe_of(system)], max_tokens=args.max_tokens)
     if system == WARM:
-        recipe = recipe.with_options({"--init-generator-from": snapshot_path(args.work_dir / BASELINE,
-                                                                             args.warm_start_minutes)})
+        recipe = recipe.warm_started(snapshot_path(args.work_dir / BASELINE, args.warm_start_minutes))
     command = [fairseq_executable("fairseq-train"), *recipe.train_arguments(args.data, args.size),
                *run_arguments(save_dir, budget, args.seed, args.num_workers)]
     peak = run_measured(command, save_dir / "train.log", append=True)

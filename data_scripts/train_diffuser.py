@@ -64,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train_command(args: argparse.Namespace) -> list[str]:
     recipe = RECIPES[args.recipe]
     if args.init_generator_from is not None:
-        recipe = recipe.with_options({"--init-generator-from": str(args.init_generator_from)})
+        recipe = recipe.warm_started(args.init_generator_from)
     return training_command(recipe, args)
 
 

@@ -11,7 +11,8 @@ from fairseq import options, utils
 
 from benchmarks import compare_systems, train_throughput
 from data_scripts import ar_baseline, train_diffuser, train_diffusion_baseline
-from data_scripts.recipes import DIFFUSER, RECIPES, SIZES, SYSTEMS, TRANSFORMER, run_arguments
+from data_scripts.recipes import (DIFFUSER, RECIPES, SIZES, SYSTEMS, TRANSFORMER, WARM_START_WARMUP_UPDATES,
+                                  run_arguments)
 
 utils.import_user_module(argparse.Namespace(user_dir=str(REPO_ROOT / "fairseq_plugins")))
 DATA = Path("DATA")
@@ -103,6 +104,12 @@ def test_train_diffuser_passes_the_warm_start_checkpoint_to_fairseq():
     args = train_diffuser.parse_args([*BUDGET, "--recipe", "diffuser_rollin", "--init-generator-from", "AR.pt"])
     config = parsed(train_diffuser.train_command(args))
     assert (config["init_generator_from"], config["rollin_prob"]) == ("AR.pt", 0.5)
+    assert config["warmup_updates"] == WARM_START_WARMUP_UPDATES < RECIPES["diffuser_rollin"].warmup_updates
+
+
+def test_a_warm_start_keeps_a_warm_up_given_on_the_command_line():
+    args = train_diffuser.parse_args([*BUDGET, "--init-generator-from", "AR.pt", "--warmup-updates", "123"])
+    assert parsed(train_diffuser.train_command(args))["warmup_updates"] == 123
 
 
 def test_the_diffusion_baseline_options_replace_the_recipes_values():
