@@ -16,11 +16,13 @@
 2. AR bootstrap: DiffusER starting from the AR system's test hypotheses
    (``--init-mode file``) and the paper's own ``--init-mode ar``, each against
    the AR hypotheses with sacreBLEU's paired bootstrap resampling (p-value),
-   and the share of AR hypotheses DiffusER changes. The decoder cuts every
-   start state at the length cap (``--max-len-a`` x source + ``--max-len-b``),
-   which shortens an AR system's run-away outputs before any edit: the same
-   decode with 0 steps gives the AR hypotheses so cut, and the row "edits
-   alone" tests DiffusER against them (what the edits add).
+   and the share of AR hypotheses DiffusER changes. The same decode with 0
+   steps gives the start states as the decoder reads them, and the row "edits
+   alone" tests DiffusER against those: what the edits add. (Until 2026-12-06
+   the decoder cut a draft at the length cap, ``--max-len-a`` x source +
+   ``--max-len-b``, which alone raised the BLEU of an AR system's run-away
+   outputs; it no longer cuts a given draft, and ``ar_baseline.py`` decodes
+   with the same cap.)
 3. Controlled post-editing (``benchmarks/postedit_check.py``): references with
    one word substituted, dropped or duplicated; the share restored exactly.
 4. The generator's refill skill (``benchmarks/refill_check.py``): top-1 accuracy
@@ -140,12 +142,12 @@ def main(argv=None) -> int:
         sweep = step_sweep(sweep_outputs, references)
         from_file = ["--init-mode", "file", "--init-file", args.ar_hypotheses, "--init-spm-model", args.spm_model]
         post_edited = decode(args, "file", *from_file)
-        cut = decode(args, "file0", *from_file, steps=0)
+        start = decode(args, "file0", *from_file, steps=0)
         bootstrap = {
             "AR hypotheses (--init-mode file)": bootstrap_row(post_edited, ar, references, args.seed),
-            "AR hypotheses cut at the length cap (0 steps)": bootstrap_row(cut, ar, references, args.seed),
-            "edits alone: --init-mode file against the cut AR hypotheses": bootstrap_row(
-                post_edited, read_hypotheses(cut, prefix="D"), references, args.seed),
+            "AR hypotheses as the decoder reads them (0 steps)": bootstrap_row(start, ar, references, args.seed),
+            "edits alone: --init-mode file against the 0-step decode": bootstrap_row(
+                post_edited, read_hypotheses(start, prefix="D"), references, args.seed),
             "own AR pass (--init-mode ar)": bootstrap_row(decode(args, "ar", "--init-mode", "ar"), ar, references,
                                                           args.seed),
         }

@@ -77,6 +77,13 @@ def start_state(settings: StartSettings, sentence_id: int, source: Sequence[int]
     return list(settings.init_tokens[sentence_id])
 
 
+def length_limit(source_length: int, max_len_a: float, max_len_b: int, draft_length: int = 0) -> int:
+    """Most tokens a decode may hold: fairseq's cap int(a x source length + b), the source length counting its
+    eos as fairseq's SequenceGenerator does, so an AR system decoded with the same --max-len-a/b is held to the
+    same cap; never below ``draft_length``, the length of a given draft, which a post-editor does not cut."""
+    return max(int(max_len_a * source_length + max_len_b), draft_length)
+
+
 def reverse_steps(mode: str, edit_steps: int) -> int:
     """The decoder's steps for ``edit_steps`` edits from start mode ``mode``: ar's generation on the empty
     canvas is a step of its own, before the edits."""

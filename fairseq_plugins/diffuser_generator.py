@@ -19,7 +19,7 @@ from fairseq.data import data_utils
 from diffuser_mt.canvas_positions import canvas_positions, step_positions
 from diffuser_mt.edit_decoder import DecodeConfig, Hypothesis, decode
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
-from diffuser_mt.start_states import StartSettings, reverse_steps, sentence_rng, start_state
+from diffuser_mt.start_states import StartSettings, length_limit, reverse_steps, sentence_rng, start_state
 from diffuser_mt.traces import format_history_line, trace_steps
 from fairseq_plugins import cached_decoding
 from fairseq_plugins.generator_protocol import single_model
@@ -124,7 +124,9 @@ class DiffuserGenerator:
         rngs = [sentence_rng(self.start.seed, source) for source in sources]
         starts = [start_state(self.start, sentence_id, source, rng, self.config.max_length)
                   for sentence_id, source, rng in zip(ids, sources, rngs)]
-        max_lengths = [int(self.max_len_a * len(source) + self.max_len_b) for source in sources]
+        max_lengths = [length_limit(len(source) + 1, self.max_len_a, self.max_len_b,  # + 1: the source's eos
+                                    len(start) if self.start.mode == "file" else 0)
+                       for source, start in zip(sources, starts)]
         config = dataclasses.replace(self.config, steps=reverse_steps(self.start.mode, self.config.steps))
         results = decode(edit_model, starts, self.vocab, config, rngs, max_lengths)
         if self.print_edit_history:

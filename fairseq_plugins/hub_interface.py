@@ -26,6 +26,7 @@ from fairseq import hub_utils
 from diffuser_mt.data_manifest import read_manifest, sentencepiece_model
 from diffuser_mt.drafts import PieceEncoder, keep_span_bounds, locked_draft
 from diffuser_mt.edit_decoder import DecodeConfig
+from diffuser_mt.start_states import length_limit
 from diffuser_mt.traces import EditStep, detokenize, render_html, trace_steps
 
 
@@ -94,7 +95,7 @@ class DiffuserHubInterface(hub_utils.GeneratorHubInterface):
         state, locks = locked_draft(draft, keep_spans, pieces, encode, line=1)
         source_ids = self.encode(source).tolist()
         check_source_length(source_ids, self.task.cfg.max_source_positions, "source")
-        max_length = max(int(max_len_a * len(source_ids) + max_len_b), len(state))
+        max_length = length_limit(len(source_ids), max_len_a, max_len_b, len(state))
         symbols, traces = revise(self.models[0], self.task, [source_ids], [state], [locks], config, seed,
                                  [max_length], device=self.device)
         return SentenceHistory(source, pieces.decode(symbols[0]), traces[0])

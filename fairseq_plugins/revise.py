@@ -26,7 +26,7 @@ import torch
 from diffuser_mt.drafts import keep_span_bounds, locked_draft, piece_encoder
 from diffuser_mt.edit_decoder import DecodeConfig, decode
 from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask
-from diffuser_mt.start_states import sentence_rng
+from diffuser_mt.start_states import length_limit, sentence_rng
 from diffuser_mt.textio import InputError, atomic_write, read_lines
 from diffuser_mt.traces import render_ansi, render_html, trace_steps
 
@@ -85,7 +85,7 @@ def run_revise(args: argparse.Namespace) -> None:
     where = args.source_file or "--source"
     for line, ids in enumerate(source_ids, start=1):
         check_source_length(ids, task.cfg.max_source_positions, f"{where} line {line}")
-    max_lengths = [max(int(args.max_len_a * len(source) + args.max_len_b), len(state))
+    max_lengths = [length_limit(len(source), args.max_len_a, args.max_len_b, len(state))
                    for source, state in zip(source_ids, states)]
     revised_symbols, traces = revise(model, task, source_ids, list(states), list(locks), config, args.seed,
                                      max_lengths)

@@ -149,10 +149,11 @@ def test_init_file_starts_from_external_hypotheses(small_corpus, checkpoint, tmp
     plain = tmp_path / "hypotheses.de"
     plain.write_text(references, encoding="utf-8")
     result = generate(small_corpus, checkpoint, "--init-mode", "file", "--init-file", plain, "--decode-steps", "0",
-                      "--init-spm-model", small_corpus / "text" / "spm.model", "--max-len-b", "200")
-    # the references, encoded as the data was (T- lines escape unknown pieces as <<unk>>)
+                      "--init-spm-model", small_corpus / "text" / "spm.model", "--max-len-b", "5")
+    # the references, encoded as the data was (T- lines escape unknown pieces as <<unk>>), none cut at the length
+    # cap (a post-editor does not cut the draft it is given)
     targets = {i: fields[0].replace("<<unk>>", "<unk>") for i, fields in lines_of(result.stdout, "T").items()}
-    assert hypotheses(result.stdout) == targets
+    assert hypotheses(result.stdout) == targets and max(len(target.split()) for target in targets.values()) > 5
 
     saved_output = tmp_path / "generate-test.txt"  # any system's saved output; here DiffusER's own
     saved_output.write_text(generate(small_corpus, checkpoint, "--bpe", "sentencepiece", "--sentencepiece-model",

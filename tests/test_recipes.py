@@ -107,6 +107,14 @@ def test_train_diffuser_passes_the_warm_start_checkpoint_to_fairseq():
     assert config["warmup_updates"] == WARM_START_WARMUP_UPDATES < RECIPES["diffuser_rollin"].warmup_updates
 
 
+def test_the_ar_baseline_decodes_with_diffusers_length_cap():
+    """DiffusER cuts its start states at 1.2 x source + 10: AR hypotheses it post-edits must not be longer."""
+    command = list(map(str, ar_baseline.generate_command(ar_baseline.parse_args(BUDGET))))
+    defaults = train_diffuser.parse_args(BUDGET)
+    assert command[command.index("--max-len-a") + 1] == str(defaults.max_len_a)
+    assert command[command.index("--max-len-b") + 1] == str(defaults.max_len_b)
+
+
 def test_a_warm_start_keeps_a_warm_up_given_on_the_command_line():
     args = train_diffuser.parse_args([*BUDGET, "--init-generator-from", "AR.pt", "--warmup-updates", "123"])
     assert parsed(train_diffuser.train_command(args))["warmup_updates"] == 123

@@ -52,10 +52,11 @@ def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
     for row in figures["bootstrap"].values():
         assert 0.0 < row["p_value"] <= 1.0 and 0.0 <= row["changed_share"] <= 1.0
     bootstrap = figures["bootstrap"]
-    cut, edits = (bootstrap["AR hypotheses cut at the length cap (0 steps)"],
-                  bootstrap["edits alone: --init-mode file against the cut AR hypotheses"])
-    assert cut["changed_share"] > 0  # --max-len-b 8 cuts the longer hypotheses before any edit
-    assert edits["ar_bleu"] == pytest.approx(cut["bleu"])
+    start, edits = (bootstrap["AR hypotheses as the decoder reads them (0 steps)"],
+                    bootstrap["edits alone: --init-mode file against the 0-step decode"])
+    # nothing is cut at --max-len-b 8 (most hypotheses are longer); only a piece the dictionary lacks may differ
+    assert start["changed_share"] <= 0.01
+    assert edits["ar_bleu"] == pytest.approx(start["bleu"])
     assert edits["bleu"] == pytest.approx(bootstrap["AR hypotheses (--init-mode file)"]["bleu"])
     assert figures["postedit"]["shares"]["all"]["sentences"] == len(references)
     assert "Controlled post-editing" in (tmp_path / "out" / "refinement.tiny.md").read_text()

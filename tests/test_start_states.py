@@ -10,6 +10,7 @@ from diffuser_mt.data_manifest import corpus_task, read_manifest, sentencepiece_
 from diffuser_mt.start_states import (
     START_MODES,
     StartSettings,
+    length_limit,
     random_start,
     read_init_hypotheses,
     resolve_start_mode,
@@ -149,3 +150,13 @@ def test_the_sentencepiece_model_comes_from_the_manifest(tmp_path, content, mode
     if content is not None:
         (tmp_path / "manifest.json").write_text(content, encoding="utf-8")
     assert sentencepiece_model(read_manifest(tmp_path)) == model
+
+
+@pytest.mark.parametrize("source_length, a, b, draft_length, expected", [
+    (11, 1.2, 10, 0, 23),  # int(1.2 * 11 + 10): fairseq's cap, the source counted with its eos
+    (11, 0.0, 200, 0, 200),  # fairseq's defaults
+    (11, 1.2, 10, 40, 40),  # a longer draft is not cut
+    (11, 1.2, 10, 5, 23),
+])
+def test_length_limit_is_fairseqs_cap_and_never_cuts_a_draft(source_length, a, b, draft_length, expected):
+    assert length_limit(source_length, a, b, draft_length) == expected
