@@ -14,7 +14,7 @@ BENCH_OTHER_MINUTES ?= 10
 BENCH_DIFFUSEQ_STEPS ?= 50
 CURVE_MINUTES ?= 30
 CURVE_INTERVAL ?= 5
-WARM_START_MINUTES ?= 15
+WARM_START_MINUTES ?= 10
 PYTEST_ARGS ?=
 
 .PHONY: setup data demo test bench curves throughput results clean-venv

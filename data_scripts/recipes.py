@@ -118,6 +118,8 @@ RECIPES = {
     "diffuser_masking_canvas": DIFFUSER.with_options({"--masking-prob": 0.5, "--canvas-positions": True}),
     # with a warm start (--init-generator-from): the fill sentinels start as the transformer's start symbol
     "diffuser_canvas_eos": DIFFUSER.with_options({"--canvas-positions": True, "--init-sentinels-as-eos": True}),
+    # replace/insert noise and random starts drawn by the corpus' token frequencies: plausible wrong words
+    "diffuser_unigram": DIFFUSER.with_options({"--noise-distribution": "unigram"}),
     # the linear noise schedule: training also shows lightly corrupted sentences (one or two wrong words), the
     # state a later decoding step or a post-editor starts from
     "diffuser_linear": DIFFUSER.with_options({"--noise-schedule": "linear"}),
