@@ -120,6 +120,8 @@ RECIPES = {
     "diffuser_canvas_eos": DIFFUSER.with_options({"--canvas-positions": True, "--init-sentinels-as-eos": True}),
     # replace/insert noise and random starts drawn by the corpus' token frequencies: plausible wrong words
     "diffuser_unigram": DIFFUSER.with_options({"--noise-distribution": "unigram"}),
+    # with a warm start (--init-generator-from): the tagger's decoder layer also starts from the transformer's
+    "diffuser_tagger_init": DIFFUSER.with_options({"--init-tagger-from-generator": True}),
     # the linear noise schedule: training also shows lightly corrupted sentences (one or two wrong words), the
     # state a later decoding step or a post-editor starts from
     "diffuser_linear": DIFFUSER.with_options({"--noise-schedule": "linear"}),

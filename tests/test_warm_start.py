@@ -61,6 +61,27 @@ def test_the_sentinels_can_start_as_the_transformers_eos(small_corpus, ar_checkp
         assert torch.equal(ours[sentinels], theirs[eos].expand(len(sentinels), -1)), name
 
 
+@pytest.mark.parametrize("share_encoder", ["--share-encoder", "--no-share-encoder"])
+def test_the_tagger_can_start_from_the_transformers_decoder_layers(small_corpus, ar_checkpoint, share_encoder):
+    _, model = build(small_corpus / "bin", share_encoder, "--tagger-layers", "1", "--init-generator-from",
+                     str(ar_checkpoint), "--init-tagger-from-generator")
+    ar = torch.load(ar_checkpoint, weights_only=True)["model"]
+    ours = model.tagger.decoder.layers[0].state_dict()
+    assert ours and all(torch.equal(tensor, ar[f"decoder.layers.0.{name}"]) for name, tensor in ours.items())
+    _, fresh = build(small_corpus / "bin", share_encoder, "--tagger-layers", "1", "--init-generator-from",
+                     str(ar_checkpoint))
+    assert not torch.equal(fresh.tagger.decoder.layers[0].fc1.weight, ar["decoder.layers.0.fc1.weight"])
+
+
+def test_a_tagger_deeper_than_the_transformer_cannot_start_from_it(small_corpus, ar_checkpoint, tmp_path):
+    result = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--init-generator-from", ar_checkpoint,
+                     "--init-tagger-from-generator", "--tagger-layers", "2", "--max-update", "1", "--save-dir",
+                     tmp_path, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --init-tagger-from-generator") and "--tagger-layers 1" in last, last
+
+
 def greedy(decoder, encoder_out, prefix: torch.Tensor, eos: int, allowed: torch.Tensor) -> list[list[int]]:
     """Argmax continuations of ``prefix`` (B x P) over the ``allowed`` ids (V,), up to eos or MAX_LENGTH tokens,
     eos excluded."""

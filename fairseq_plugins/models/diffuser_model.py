@@ -80,6 +80,11 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
                             help="with --init-generator-from: the span sentinels' embeddings start as the "
                                  "transformer's eos embedding, the symbol its decoder starts from (which a fill "
                                  "sentinel stands for with --canvas-positions) instead of fresh")
+        parser.add_argument("--init-tagger-from-generator", action=argparse.BooleanOptionalAction,
+                            help="with --init-generator-from: the tagger's N decoder layers also start as copies of "
+                                 "the transformer's first N decoder layers (their self-attention reads the whole "
+                                 "sentence in the tagger), so the tagger starts knowing the target language; its "
+                                 "output layer stays fresh")
         parser.add_argument("--visible-replaced", action=argparse.BooleanOptionalAction,
                             help="the generator sees the tokens a step replaces (after the span's sentinel, marked "
                                  "by a learned type embedding, as in the paper) instead of only the sentinel")
@@ -123,6 +128,8 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
         if args.init_generator_from:
             init_from_transformer(generator, args.init_generator_from, len(task.target_dictionary) - task.cfg.max_spans,
                                   sentinels_as=task.target_dictionary.eos() if args.init_sentinels_as_eos else None)
+            if args.init_tagger_from_generator:
+                copy_decoder_layers(generator.decoder, tagger.decoder)
             # a checkpoint of this model holds the weights: loading it must not read the AR checkpoint again
             args.generator_initialised_from, args.init_generator_from = args.init_generator_from, None
         if args.visible_replaced:
@@ -218,6 +225,16 @@ def _read_without_owning(model: nn.Module, name: str, module: nn.Module) -> None
     object.__setattr__(model, name, module)
 
 
+def copy_decoder_layers(source: nn.Module, target: nn.Module) -> None:
+    """Load ``source``'s first len(target.layers) decoder layers into ``target``'s layers (one error line when
+    ``target`` is deeper)."""
+    if len(target.layers) > len(source.layers):
+        raise SystemExit(f"error: --init-tagger-from-generator: the tagger has {len(target.layers)} decoder layers and "
+                         f"the generator {len(source.layers)}; use --tagger-layers {len(source.layers)} or fewer")
+    for theirs, own in zip(source.layers, target.layers):
+        own.load_state_dict(theirs.state_dict())
+
+
 def diffuser_base_architecture(args):
     """Paper setting: tagger and generator each Transformer-base (6+6 layers, d 512, FFN 2048, 8 heads).
 
@@ -233,6 +250,7 @@ def diffuser_base_architecture(args):
     args.visible_replaced = getattr(args, "visible_replaced", False)
     args.canvas_positions = getattr(args, "canvas_positions", False)
     args.init_sentinels_as_eos = getattr(args, "init_sentinels_as_eos", False)
+    args.init_tagger_from_generator = getattr(args, "init_tagger_from_generator", False)
 
 
 @register_model_architecture("diffuser", "diffuser_base")
