@@ -68,7 +68,8 @@ def decode(args: argparse.Namespace, name: str, *options, steps: int | None = No
         "--decode-steps", args.decode_steps if steps is None else steps, "--print-edit-history",
         "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
         "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
-        "--remask-share", args.remask_share, "--required-batch-size-multiple", 1, "--cpu", "--seed", args.seed,
+        "--remask-share", args.remask_share, *postedit_check.verify_flag(args), "--required-batch-size-multiple", 1,
+        "--cpu", "--seed", args.seed,
         *options,
     ], stdout_path=output)
     return output
@@ -161,7 +162,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "step_sweep": sweep,
-              "remask_share": args.remask_share, "bootstrap": bootstrap, "postedit": postedit, "refill": refill,
+              "remask_share": args.remask_share, "verify_edits": args.verify_edits, "bootstrap": bootstrap,
+              "postedit": postedit, "refill": refill,
               "signature": bleu_score(ar, references)[1]}
     with atomic_write(args.out_dir / f"refinement.{args.name}.json") as out:
         json.dump(result, out, indent=2)

@@ -35,12 +35,20 @@ so the generator rewrites them seeing the text on both sides. The schedule
 depends on the step count N: a k-step decode is then not the first k steps of
 a longer one.
 
+Edit verification (``verify_edits``, ``diffuser_mt.edit_verification``): a
+candidate whose text differs from its parent's is kept only if the generator,
+reading it as a left-to-right model on an empty canvas, gives it a higher mean
+log-probability per token than the parent's text; otherwise the parent's text
+stays (with its path). Not part of the paper: its tagger decides alone.
+
 With ``stop_when_unchanged`` (the default) a sentence stops once a step tags
 every position KEEP for all its hypotheses (never with ``sample_tags``: a later
 draw may edit). This is exact: the texts and their
 scores are then a fixed point of the (deterministic) tagger, and the re-edit
 count never grows, so the remaining steps would return the same hypotheses;
-only the history has no no-op steps.
+only the history has no no-op steps. With verification a sentence also stops
+when every edit of a step was refused, if the step was deterministic (no
+sampled tags, nucleus or re-editing): the next step would propose the same.
 
 Returned hypotheses are ordered by their path score, as the 2D beam keeps
 them. After the last step the tagger scores the final texts once more: a
@@ -60,6 +68,7 @@ import torch
 from diffuser_mt.canvas import build_canvas, kept_tokens
 from diffuser_mt.confidence import remask_count, remask_tags, token_confidences
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
+from diffuser_mt.edit_verification import sentence_scores
 from diffuser_mt.edits import Tag, apply_edits, edit_spans
 from diffuser_mt.span_filling import FREE_LENGTH, FillCandidate, FillRequest, TokenSearch, fill_spans
 
@@ -71,7 +80,8 @@ class DecodeConfig:
     (same output, see the module docstring); keep_bias: log-probability added to KEEP before the tags are
     chosen (> 0: a token is edited only where the tagger is that much surer of an edit); remask_share: share of
     x_t re-edited at the first step by confidence, decaying linearly over the steps (0 = off); sample_tags: draw
-    each tag from the tagger's distribution (after keep_bias) instead of taking the most likely."""
+    each tag from the tagger's distribution (after keep_bias) instead of taking the most likely; verify_edits:
+    keep an edit only if the generator scores the edited text higher (``diffuser_mt.edit_verification``)."""
 
     steps: int = 12
     token_beam: int = 1
@@ -82,6 +92,7 @@ class DecodeConfig:
     keep_bias: float = 0.0
     remask_share: float = 0.0
     sample_tags: bool = False
+    verify_edits: bool = False
 
     def __post_init__(self):
         if self.steps < 0:
@@ -129,6 +140,7 @@ class Hypothesis:
     keep_log_probs: list[float] | None = None
     locks: list[int] | None = None  # per token: a locked span's id, or FREE
     confidences: list[float] | None = None
+    sentence_score: float | None = None  # with verify_edits: the generator's score of ``tokens``, once computed
 
     @property
     def score(self) -> float:
@@ -241,7 +253,7 @@ def _step(model, beams, running, vocab, config, rngs, limits, step):
     request_rngs = [rngs[request.row] for request in requests] if rngs is not None else None
     fills_of = dict(zip(fill_parents, fill_spans(model, requests, vocab, config.token_search, request_rngs)))
 
-    candidates: dict[int, dict[tuple[int, ...], Hypothesis]] = {row: {} for row in running}
+    children = []  # (row, parent, child)
     changed = {row: False for row in running}
     for index, ((row, parent), tags, log_probs) in enumerate(zip(parents, tag_choices, tag_log_probs)):
         tag_log_prob = float(log_probs.float()[torch.arange(len(tags)), torch.tensor(tags)].sum())
@@ -256,16 +268,41 @@ def _step(model, beams, running, vocab, config, rngs, limits, step):
                 written = fill.token_log_probs or [[math.nan] * len(f) for f in fill.fills]
                 child_confidences = carry_through_edits(known, tags, written)
             text = record.result()
-            child = Hypothesis(text, score, parent.path_score + (score if text != parent.tokens else 0.0),
-                               parent.history + [record], locks=child_locks, confidences=child_confidences)
-            known = candidates[row].get(tuple(child.tokens))
-            if known is None or (known.path_score, known.step_score) < (child.path_score, score):
-                candidates[row][tuple(child.tokens)] = child
+            children.append((row, parent, Hypothesis(
+                text, score, parent.path_score + (score if text != parent.tokens else 0.0), parent.history + [record],
+                locks=child_locks, confidences=child_confidences)))
+    if config.verify_edits:
+        children = _verify(model, children, vocab)
+        if not (config.sample_tags or config.nucleus_p > 0 or config.remask_share > 0):
+            changed = {row: any(child.tokens != parent.tokens for r, parent, child in children if r == row)
+                       for row in running}
+    candidates: dict[int, dict[tuple[int, ...], Hypothesis]] = {row: {} for row in running}
+    for row, _, child in children:
+        known = candidates[row].get(tuple(child.tokens))
+        if known is None or (known.path_score, known.step_score) < (child.path_score, child.step_score):
+            candidates[row][tuple(child.tokens)] = child
     new_beams = list(beams)
     for row, by_text in candidates.items():
         new_beams[row] = sorted(by_text.values(), key=lambda h: (-h.path_score, -h.step_score))[
             : config.revision_beam]
     return new_beams, changed
+
+
+def _verify(model, children, vocab):
+    """``children`` with every child that changes its parent's text but does not raise the generator's sentence
+    score replaced by its parent (``diffuser_mt.edit_verification``)."""
+    edited = [(row, parent, child) for row, parent, child in children if child.tokens != parent.tokens]
+    unscored = list({id(parent): (row, parent) for row, parent, _ in edited
+                     if parent.sentence_score is None}.values())
+    to_score = [(row, h) for row, h in unscored] + [(row, child) for row, _, child in edited]
+    scores = sentence_scores(model, [row for row, _ in to_score], [h.tokens for _, h in to_score], vocab)
+    for (_, hypothesis), score in zip(to_score, scores):
+        hypothesis.sentence_score = score
+    for _, parent, child in children:
+        if child.tokens == parent.tokens:
+            child.sentence_score = parent.sentence_score
+    return [(row, parent, child if child.tokens == parent.tokens or child.sentence_score > parent.sentence_score
+             else parent) for row, parent, child in children]
 
 
 def _remask(model, parents, tag_choices, vocab, config, step):

@@ -130,7 +130,9 @@ def test_source_start_with_zero_steps_returns_the_source(decoded):
                                      ("--token-beam", "2", "--revision-beam", "2"), ("--nucleus-p", "0.6"),
                                      ("--keep-bias", "1.5", "--init-mode", "random"),
                                      ("--remask-share", "0.5", "--sample-tags", "--init-mode", "random",
-                                      "--decode-steps", "3")])
+                                      "--decode-steps", "3"),
+                                     ("--verify-edits", "--init-mode", "random", "--decode-steps", "3",
+                                      "--token-beam", "2", "--revision-beam", "2")])
 def test_output_does_not_depend_on_the_batch_size(decoded, options):
     one, many = decoded(*options, "--batch-size", "1"), decoded(*options)
     assert len(hypotheses(one)) == TEST_SENTENCES

@@ -153,7 +153,9 @@ class MostlyKeepingToyModel(EditModel):
         return RandomToyModel().next_token_log_probs(rows, prefixes)
 
 
-@pytest.mark.parametrize("settings", [{}, {"token_beam": 3, "revision_beam": 2}, {"nucleus_p": 0.9}])
+@pytest.mark.parametrize("settings", [{}, {"token_beam": 3, "revision_beam": 2}, {"nucleus_p": 0.9},
+                                      {"verify_edits": True}, {"verify_edits": True, "token_beam": 3,
+                                                               "revision_beam": 2}])
 def test_stopping_when_unchanged_returns_what_all_steps_return(settings):
     rngs = [[np.random.default_rng([5, row]) for row in range(len(STARTS))] for _ in range(2)]
     runs = [decode(MostlyKeepingToyModel(), STARTS, VOCAB,
@@ -163,7 +165,10 @@ def test_stopping_when_unchanged_returns_what_all_steps_return(settings):
         assert [(h.tokens, h.step_score, h.score) for h in forced] == [(h.tokens, h.step_score, h.score)
                                                                        for h in stopped]
     stopped_steps = [len(hypotheses[0].history) for hypotheses in runs[1]]
-    assert min(stopped_steps) < 10 and all(len(hypotheses[0].history) == 10 for hypotheses in runs[0])
+    forced_steps = [len(hypotheses[0].history) for hypotheses in runs[0]]
+    assert min(stopped_steps) < 10
+    if not settings.get("verify_edits"):  # a refused edit leaves no record
+        assert forced_steps == [10] * len(forced_steps)
 
 
 def test_scores_are_log_probabilities():
@@ -220,7 +225,9 @@ def test_2d_beam_with_r_1_and_b_1_is_greedy(steps):
 
 @pytest.mark.parametrize("config", [DecodeConfig(steps=4, max_length=12),
                                     DecodeConfig(steps=4, max_length=12, token_beam=3, revision_beam=2),
-                                    DecodeConfig(steps=4, max_length=12, nucleus_p=0.8)])
+                                    DecodeConfig(steps=4, max_length=12, nucleus_p=0.8),
+                                    DecodeConfig(steps=4, max_length=12, token_beam=2, revision_beam=2,
+                                                 verify_edits=True)])
 def test_each_row_decodes_the_same_alone_and_in_a_batch(config):
     together = decode(RandomToyModel(), STARTS, VOCAB, config, [np.random.default_rng([1, i]) for i in range(5)])
     for row, start in enumerate(STARTS):

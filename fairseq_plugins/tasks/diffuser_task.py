@@ -140,6 +140,11 @@ class DiffuserConfig(LanguagePairConfig):
         default=False,
         metadata={"help": "decoding: draw each tag from the tagger's distribution (after --keep-bias; seeded per "
                           "sentence by --seed) instead of taking the most likely; every step then runs"})
+    verify_edits: bool = field(
+        default=False,
+        metadata={"help": "decoding: keep a step's edit of a sentence only if the generator, reading the edited text "
+                          "as a left-to-right model on an empty canvas, gives it a higher mean log-probability per "
+                          "token than the text before (not in the paper; diffuser_mt.edit_verification)"})
     force_decode_steps: bool = field(
         default=False,
         metadata={"help": "decoding: run all --decode-steps for every sentence; by default a sentence stops once a "
@@ -158,7 +163,7 @@ class DiffuserTask(LanguagePairTask):
     cfg: DiffuserConfig
     DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p",
                         "force_decode_steps", "keep_bias", "remask_share", "sample_tags",
-                        "print_edit_history")
+                        "verify_edits", "print_edit_history")
 
     def __init__(self, cfg: DiffuserConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -247,7 +252,8 @@ def decode_config(options: dict, max_length: int) -> DecodeConfig:
                                             stop_when_unchanged=not options["force_decode_steps"],
                                             keep_bias=options["keep_bias"],
                                             remask_share=options["remask_share"],
-                                            sample_tags=options["sample_tags"]),
+                                            sample_tags=options["sample_tags"],
+                                            verify_edits=options["verify_edits"]),
                        "diffuser decoding option")
 
 
