@@ -77,12 +77,9 @@ def refill_log_probs(model: EditModel, rows: Sequence[int], sequences: Sequence[
             prefixes.append([ids.bos, *canvas, ids.sentinels[0]])
             owners.append(row)
             targets.append(tokens[position])
-    allowed = vocab.fillable.clone()
-    allowed[ids.eos] = True
     for start in range(0, len(prefixes), PREFIXES_PER_CALL):
         chunk = slice(start, start + PREFIXES_PER_CALL)
-        log_probs = model.next_token_log_probs(owners[chunk], prefixes[chunk]).float().cpu()
-        yield torch.log_softmax(log_probs.masked_fill(~allowed, float("-inf")), dim=-1), targets[chunk]
+        yield vocab.single_fill_log_probs(model.next_token_log_probs(owners[chunk], prefixes[chunk])), targets[chunk]
 
 
 def remask_tags(tags: Sequence[int], confidences: torch.Tensor, count: int, max_spans: int,

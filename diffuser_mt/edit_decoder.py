@@ -294,7 +294,7 @@ def _verify(model, children, vocab):
     edited = [(row, parent, child) for row, parent, child in children if child.tokens != parent.tokens]
     unscored = list({id(parent): (row, parent) for row, parent, _ in edited
                      if parent.sentence_score is None}.values())
-    to_score = [(row, h) for row, h in unscored] + [(row, child) for row, _, child in edited]
+    to_score = unscored + [(row, child) for row, _, child in edited]
     scores = sentence_scores(model, [row for row, _ in to_score], [h.tokens for _, h in to_score], vocab)
     for (_, hypothesis), score in zip(to_score, scores):
         hypothesis.sentence_score = score

@@ -76,6 +76,13 @@ class DecodeVocabulary:
     def max_spans(self) -> int:
         return len(self.ids.sentinels)
 
+    def single_fill_log_probs(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """(N, V) generator log-probs renormalised over what the one fill of a canvas may write next: a fillable
+        id or eos (its terminator); -inf elsewhere. Returned as float32 on the CPU."""
+        allowed = self.fillable.clone()
+        allowed[self.ids.eos] = True
+        return torch.log_softmax(log_probs.float().cpu().masked_fill(~allowed, float("-inf")), dim=-1)
+
 
 def fillable_mask(noise_vocab: NoiseVocabulary) -> torch.Tensor:
     """(V,) bool: the generator may write exactly the tokens corruption draws as noise (no specials, no

@@ -31,14 +31,12 @@ def sentence_scores(model: EditModel, rows: Sequence[int], sentences: Sequence[S
     ids = vocab.ids
     canvas = build_canvas([], [Tag.INSERT], ids.sentinels, ids.replaced_offset)
     prefix = [ids.bos, *canvas, ids.sentinels[0]]
-    allowed = vocab.fillable.clone()
-    allowed[ids.eos] = True
     longest = max(len(sentence) for sentence in sentences)
     targets = torch.tensor([[*sentence, ids.eos] + [ids.eos] * (longest - len(sentence)) for sentence in sentences])
     state, log_probs = model.start_fills(rows, [prefix] * len(sentences))
     totals = torch.zeros(len(sentences), dtype=torch.float64)
     for position in range(longest + 1):
-        normalised = torch.log_softmax(log_probs.float().cpu().masked_fill(~allowed, float("-inf")), dim=-1)
+        normalised = vocab.single_fill_log_probs(log_probs)
         written = torch.tensor([position <= len(sentence) for sentence in sentences])
         totals += torch.where(written, normalised[torch.arange(len(sentences)), targets[:, position]].double(), 0.0)
         if position < longest:
