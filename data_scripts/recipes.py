@@ -107,6 +107,9 @@ RECIPES = {
     "diffuser_rollin": DIFFUSER.with_options({"--rollin-prob": 0.5}),
     # the same with sparse errors: 15% of the fill tokens drawn, the others gold
     "diffuser_rollin_sparse": DIFFUSER.with_options({"--rollin-prob": 0.5, "--rollin-token-share": 0.15}),
+    # half the examples trained again on one greedy decoding step of the model itself (LevT's roll-in): its own
+    # missing, repeated and extra words, not only substitutions
+    "diffuser_decoded_rollin": DIFFUSER.with_options({"--rollin-prob": 0.5, "--rollin-mode": "decoded"}),
     # half the examples CMLM-style masking (a few tokens rewritten in context), for --remask-share decoding
     "diffuser_masking": DIFFUSER.with_options({"--masking-prob": 0.5}),
     # the same with the replaced tokens visible to the generator and a fifth of the masked tokens unchanged, so

@@ -16,13 +16,26 @@ is the model's own version of the step's output: equal to the target where
 the generator is right, a plausible but wrong token where it errs. The
 example that edits x̂ back to x_0 (Levenshtein supervision,
 ``training_examples.make_postedit_example``) teaches the tagger to find those
-tokens and the generator to correct them in context.
+tokens and the generator to correct them in context. It only ever makes
+substitutions: the fills keep the gold lengths and x_t's survivors stay.
+
+The full flavour (``decoded_hypotheses``) runs one greedy reverse step of the
+model from x_t, as the decoder would: the tagger's own tags (so noise it keeps
+and tokens it wrongly deletes stay in x̂) and fills written left to right at
+their own lengths. Its x̂ holds every kind of error the model makes at that
+step (a wrong, missing, repeated or extra word), and the Levenshtein
+supervision teaches the step after it to fix them; it costs one decoding step
+of the flagged examples per update.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from diffuser_mt.canvas import SpecialIds, fill_canvas, generator_canvas
+from diffuser_mt.edit_decoder import DecodeConfig, decode
+from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.edits import apply_edits, as_token_list
 from diffuser_mt.training_examples import DiffuserExample, make_postedit_example
 
@@ -75,3 +88,14 @@ def rollin_example(x_t: Sequence[int], tags: Sequence[int], generator_inputs: Se
     """The example that edits the rolled-in hypothesis (``rolled_in_hypothesis``) into ``x0``."""
     hypothesis = rolled_in_hypothesis(x_t, tags, generator_inputs, generator_targets, drawn, ids)
     return make_postedit_example(hypothesis, as_token_list(x0, "x0"), ids, unit, is_word_start)
+
+
+def decoded_hypotheses(model: EditModel, states: Sequence[Sequence[int]], vocab: DecodeVocabulary,
+                       max_lengths: Sequence[int],
+                       rngs: Sequence[np.random.Generator] | None = None) -> list[list[int]]:
+    """x̂ of the full flavour: one reverse step of ``model`` from each x_t (``states[i]`` belongs to the model's
+    source row i), each at most ``max_lengths[i]`` tokens long. Greedy; with ``rngs`` (one per state) the tags
+    and fill tokens are drawn from the model's distributions instead (SUNDAE's sampled unrolling)."""
+    config = DecodeConfig(steps=1, stop_when_unchanged=False, max_length=max(max_lengths, default=1),
+                          sample_tags=rngs is not None, nucleus_p=1.0 if rngs is not None else 0.0)
+    return [beam[0].tokens for beam in decode(model, states, vocab, config, rngs, max_lengths)]

@@ -13,22 +13,32 @@ x_0. Both passes' terms are summed into the same means; ``rollin_edit_share``
 logs the share of the rolled-in tags that are not KEEP. With
 ``--rollin-token-share S`` < 1 only a random share S of the fill tokens take the
 drawn token (the others keep the gold one): sparse, plausible errors in an
-otherwise correct hypothesis, the regime of a post-editor.
+otherwise correct hypothesis, the regime of a post-editor. With
+``--rollin-mode decoded`` x̂ is instead one greedy decoding step of the
+model (in eval mode, no gradient) from each flagged x_t: its own tags and
+fills, so x̂ holds the model's missing, repeated and extra words too
+(``diffuser_mt.rollin.decoded_hypotheses``).
 """
 
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
+from diffuser_mt.edit_model import DecodeVocabulary
 from diffuser_mt.edits import NUM_TAGS, TAG_PAD, Tag
-from diffuser_mt.rollin import rollin_example
+from diffuser_mt.rollin import decoded_hypotheses, rollin_example
+from diffuser_mt.training_examples import make_postedit_example
+from fairseq_plugins.diffuser_generator import FairseqEditModel
 from fairseq_plugins.edit_dataset import collate_examples, example_tensors
+
+ROLLIN_MODES = ("sampled", "decoded", "decoded_sampled")
 
 
 @dataclass
@@ -39,25 +49,36 @@ class DiffuserLossConfig(FairseqDataclass):
         default=1.0, metadata={"help": "roll-in (the task's --rollin-prob): the share of fill tokens that take the "
                                        "generator's drawn token, the others keep the gold token (1: all drawn; "
                                        "small values give sparse errors)"})
+    rollin_mode: ChoiceEnum(ROLLIN_MODES) = field(
+        default="sampled", metadata={"help": "roll-in (the task's --rollin-prob): sampled: x̂ is x_t's gold edits "
+                                             "with fill tokens drawn from the teacher-forced generator (cheap; "
+                                             "substitutions only); decoded: x̂ is one greedy decoding step of the "
+                                             "model from x_t (its own tags and fills; one decoding step per "
+                                             "update)"})
 
 
 @register_criterion("diffuser_loss", dataclass=DiffuserLossConfig)
 class DiffuserLoss(FairseqCriterion):
-    def __init__(self, task, label_smoothing, tagger_weight, rollin_token_share=1.0):
+    def __init__(self, task, label_smoothing, tagger_weight, rollin_token_share=1.0, rollin_mode="sampled"):
         super().__init__(task)
         if not 0.0 < rollin_token_share <= 1.0:
             raise SystemExit(f"error: --rollin-token-share must lie in (0, 1], got {rollin_token_share}")
+        if rollin_mode not in ROLLIN_MODES:
+            raise SystemExit(f"error: --rollin-mode must be one of {ROLLIN_MODES}, got {rollin_mode!r}")
         self.label_smoothing = label_smoothing
         self.tagger_weight = tagger_weight
         self.rollin_token_share = rollin_token_share
+        self.rollin_mode = rollin_mode
 
     def forward(self, model, sample, reduce=True):
         net_input = sample["net_input"]
+        rolling_in = model.training and bool(sample.get("rollin", torch.zeros(1)).any())
         terms, generator_draws = self.terms(model, net_input, sample["tag_target"], sample["generator_target"],
-                                            draw=model.training and bool(sample.get("rollin", torch.zeros(1)).any()))
+                                            draw=rolling_in and self.rollin_mode == "sampled")
         logging_output = {"rollin_edits": 0, "rollin_tags": 0}
-        if generator_draws is not None:
-            rollin = self.rollin_batch(sample, generator_draws)
+        if rolling_in:
+            rollin = (self.sampled_rollin_batch(sample, generator_draws) if self.rollin_mode == "sampled"
+                      else self.decoded_rollin_batch(model, sample, draw=self.rollin_mode == "decoded_sampled"))
             rollin_terms, _ = self.terms(model, rollin["net_input"], rollin["tag_target"], rollin["generator_target"])
             terms = {key: terms[key] + rollin_terms[key] for key in terms}
             tags = rollin["tag_target"]
@@ -100,7 +121,7 @@ class DiffuserLoss(FairseqCriterion):
                  "n_generated": learned.sum()}
         return terms, draws
 
-    def rollin_batch(self, sample, draws) -> dict:
+    def sampled_rollin_batch(self, sample, draws) -> dict:
         """The batch of roll-in examples of the flagged rows: the model's hypotheses edited back to x_0.
 
         A drawn token the generator may not write (a special symbol or sentinel) keeps the gold token, and so
@@ -114,17 +135,57 @@ class DiffuserLoss(FairseqCriterion):
         rows = sample["rollin"].nonzero().squeeze(1)
         items = []
         for row in rows.tolist():
+            x_t, x0 = self._x_t(sample, row), self._x0(sample, row)
             tags = sample["tag_target"][row]
-            tags = tags[tags != TAG_PAD].tolist()
-            x_t = sample["net_input"]["tagger_tokens"][row, 1:len(tags)].tolist()
-            target = sample["target"][row]
-            x0 = target[target != self.padding_idx][:-1].tolist()  # drop eos
-            example = rollin_example(x_t, tags, sample["net_input"]["generator_tokens"][row].tolist(),
+            example = rollin_example(x_t, tags[tags != TAG_PAD].tolist(),
+                                     sample["net_input"]["generator_tokens"][row].tolist(),
                                      sample["generator_target"][row].tolist(), draws[row].tolist(), x0, ids,
                                      task.corruption.unit, task.noise_vocab.is_word_start)
             items.append(example_tensors(example))
-        stacked = {key: value.to(draws.device) for key, value in collate_examples(items, ids.pad).items()}
-        rows = rows.to(draws.device)
+        return self._rollin_inputs(sample, rows, items)
+
+    @torch.no_grad()
+    def decoded_rollin_batch(self, model, sample, draw: bool = False) -> dict:
+        """As ``sampled_rollin_batch``, with x̂ one greedy decoding step of ``model`` (in eval mode) from x_t,
+        at most twice x_0's length + 10 tokens; with ``draw``, a step with tags and fill tokens drawn from the
+        model (numpy generators seeded from torch's, which fairseq seeds per update)."""
+        task, ids = self.task, self.task.special_ids
+        rows = sample["rollin"].nonzero().squeeze(1)
+        rngs = None
+        if draw:
+            rngs = [np.random.default_rng(seed) for seed in torch.randint(2 ** 31, (len(rows),)).tolist()]
+        x_ts = [self._x_t(sample, row) for row in rows.tolist()]
+        x0s = [self._x0(sample, row) for row in rows.tolist()]
+        net_input = sample["net_input"]
+        model.eval()
+        try:
+            edit_model = FairseqEditModel(model, net_input["src_tokens"][rows], net_input["src_lengths"][rows],
+                                          ids.bos, ids.pad)
+            hypotheses = decoded_hypotheses(edit_model, x_ts, DecodeVocabulary(ids, task.fillable),
+                                            [2 * len(x0) + 10 for x0 in x0s], rngs)
+        finally:
+            model.train()
+        items = [example_tensors(make_postedit_example(hypothesis, x0, ids, task.corruption.unit,
+                                                       task.noise_vocab.is_word_start))
+                 for hypothesis, x0 in zip(hypotheses, x0s)]
+        return self._rollin_inputs(sample, rows, items)
+
+    @staticmethod
+    def _x_t(sample, row: int) -> list[int]:
+        """x_t of a batch row: the tagger's tokens without bos and padding."""
+        tags = sample["tag_target"][row]
+        return sample["net_input"]["tagger_tokens"][row, 1:int((tags != TAG_PAD).sum())].tolist()
+
+    def _x0(self, sample, row: int) -> list[int]:
+        """x_0 of a batch row: the target without padding and eos."""
+        target = sample["target"][row]
+        return target[target != self.padding_idx][:-1].tolist()
+
+    def _rollin_inputs(self, sample, rows, items) -> dict:
+        """The collated roll-in ``items`` of the batch ``rows``, with those rows' sources."""
+        device = sample["target"].device
+        stacked = {key: value.to(device) for key, value in collate_examples(items, self.task.special_ids.pad).items()}
+        rows = rows.to(device)
         net_input = sample["net_input"]
         return {"net_input": {"src_tokens": net_input["src_tokens"][rows],
                               "src_lengths": net_input["src_lengths"][rows],
