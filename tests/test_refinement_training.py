@@ -273,3 +273,16 @@ def test_decoded_train_split_feeds_postediting_and_a_kd_corpus(small_corpus, tmp
     trained = fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "3", "--save-dir",
                       tmp_path / "diffuser", "--postedit-file", hypotheses, "--postedit-prob", "0.5")
     assert "done training" in trained.stderr + trained.stdout
+
+
+def test_unigram_noise_counts_the_train_targets_not_the_joined_dictionary(small_corpus):
+    task, dataset = train_set(small_corpus / "bin", "--noise-distribution", "unigram")
+    pairs = dataset.dataset
+    target_ids = np.concatenate([pairs.tgt[i].numpy() for i in range(len(pairs.tgt))])
+    source_ids = np.concatenate([pairs.src[i].numpy() for i in range(len(pairs.src))])
+    expected = np.bincount(target_ids, minlength=len(task.tgt_dict)).astype(np.float64)
+    assert np.array_equal(task.noise_vocab.weights, expected)
+    source_only = np.setdiff1d(source_ids, target_ids)
+    assert source_only.size and not task.noise_vocab.weights[source_only].any()
+    drawn = task.noise_vocab.sample(np.random.default_rng(0), 2000)
+    assert np.isin(drawn, target_ids).all()

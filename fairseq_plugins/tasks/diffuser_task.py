@@ -8,11 +8,13 @@ decode with it. All corruption and search maths is in ``diffuser_mt``.
 """
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from fairseq import metrics
+from fairseq import metrics, utils
+from fairseq.data import data_utils
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
@@ -94,7 +96,7 @@ class DiffuserConfig(LanguagePairConfig):
     noise_distribution: ChoiceEnum(NOISE_DISTRIBUTIONS) = field(
         default="uniform",
         metadata={"help": "corruption: draw replace/insert noise tokens uniformly from the vocabulary, or by their "
-                          "frequency in the training data (unigram: plausible tokens, harder to spot)"})
+                          "frequency in the train split's targets (unigram: plausible tokens, harder to spot)"})
     repetition_noise: float = field(
         default=0.0,
         metadata={"help": "corruption: probability that a replace/insert span repeats the tokens written just before "
@@ -175,8 +177,9 @@ class DiffuserTask(LanguagePairTask):
             bos=tgt_dict.bos(), eos=tgt_dict.eos(), pad=tgt_dict.pad(),
             sentinels=tuple(tgt_dict.index(SENTINEL_FORMAT.format(k)) for k in range(cfg.max_spans)),
         )
+        counts = target_counts(cfg, tgt_dict) if cfg.noise_distribution == "unigram" else None
         self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word",
-                                            distribution=str(cfg.noise_distribution))
+                                            counts=counts)
         self.fillable = fillable_mask(self.noise_vocab)
         for name in ("postedit_prob", "rollin_prob", "masking_prob", "masking_unchanged"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
@@ -308,9 +311,10 @@ def read_hypothesis_tokens(cfg: DiffuserConfig, path: str, option: str, dictiona
 UNKNOWN_PIECES_LIMIT = 0.2
 
 
-def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, distribution: str = "uniform") -> NoiseVocabulary:
-    """Noise is drawn from real subwords: no special symbol, sentinel or fairseq padding word; with the unigram
-    distribution, by the dictionary's counts (the training data's token frequencies)."""
+def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, counts: np.ndarray | None = None
+                     ) -> NoiseVocabulary:
+    """Noise is drawn from real subwords: no special symbol, sentinel or fairseq padding word; with ``counts``
+    (V,), by those frequencies (the unigram distribution, ``target_counts``), else uniformly."""
     symbols = dictionary.symbols
     special = {dictionary.bos(), dictionary.pad(), dictionary.eos(), dictionary.unk(), *ids.sentinels}
     special |= {i for i, symbol in enumerate(symbols) if symbol.startswith("madeupword")}
@@ -319,5 +323,23 @@ def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, distributio
         is_word_start = np.array([symbol.startswith(WORD_START) for symbol in symbols])
         if not is_word_start.any():
             raise SystemExit("error: --edit-unit word needs a sentencepiece dictionary (no symbol starts with ▁)")
-    weights = np.asarray(dictionary.count, dtype=np.float64) if distribution == "unigram" else None
-    return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start, weights=weights)
+    return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start, weights=counts)
+
+
+# the target sentences of the train split that --noise-distribution unigram counts tokens over
+COUNTED_SENTENCES = 200_000
+
+
+def target_counts(cfg: DiffuserConfig, dictionary) -> np.ndarray:
+    """(V,) how often each id occurs in the first COUNTED_SENTENCES targets of the train split (of the first data
+    directory). Not the dictionary's counts: a joined dictionary counts the source language's tokens too."""
+    path = os.path.join(utils.split_paths(cfg.data)[0],
+                        f"{cfg.train_subset}.{cfg.source_lang}-{cfg.target_lang}.{cfg.target_lang}")
+    targets = data_utils.load_indexed_dataset(path, dictionary, cfg.dataset_impl)
+    if targets is None:
+        raise SystemExit(f"error: --noise-distribution unigram counts the train split's target tokens, but {path}.bin "
+                         "is missing")
+    counts = np.zeros(len(dictionary), dtype=np.float64)
+    for index in range(min(len(targets), COUNTED_SENTENCES)):
+        counts += np.bincount(targets[index].numpy(), minlength=len(dictionary))
+    return counts
