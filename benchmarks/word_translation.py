@@ -11,10 +11,14 @@ sentence), over a joined dictionary that also holds ``--unused`` symbols no
 sentence uses, as a real vocabulary holds many that a given sentence does not
 (so uniform corruption noise is almost never a plausible word). ``diffuser_tiny``
 trains on it side by side, same seed and updates, once per training variant
-(``VARIANTS``: corruption alone, roll-in), and each model is then measured:
+(``VARIANTS``: corruption alone, the three roll-in modes, plausible noise by
+the targets' token counts alone, with the linear schedule and with roll-in), and
+each model is then measured:
 
 * the step sweep: the test sources decoded from random starts with 1, 2, 4
-  and 8 greedy steps (share of exact translations, token accuracy);
+  and 8 greedy steps (share of exact translations, token accuracy), and from
+  an empty start (``--init-mode null``: the first step writes the whole
+  sentence, as an AR model would) with 1 and 2 steps;
 * post-editing: the test targets with one error (a word substituted by another
   target word, dropped, duplicated, or two neighbours swapped; seeded), decoded
   with ``--init-mode file`` for 2 steps: the share restored exactly, and left
@@ -39,9 +43,15 @@ from benchmarks.common import write_results  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 
-VARIANTS = {"corruption": [], "rollin": ["--rollin-prob", "0.5"]}
+VARIANTS = {"corruption": [], "rollin": ["--rollin-prob", "0.5"],
+            "decoded_rollin": ["--rollin-prob", "0.5", "--rollin-mode", "decoded"],
+            "sampled_step_rollin": ["--rollin-prob", "0.5", "--rollin-mode", "decoded_sampled"],
+            "unigram": ["--noise-distribution", "unigram"],
+            "linear_unigram": ["--noise-schedule", "linear", "--noise-distribution", "unigram"],
+            "unigram_rollin": ["--noise-distribution", "unigram", "--rollin-prob", "0.5"]}
 ERROR_KINDS = ("substitute", "drop", "duplicate", "swap")
 SWEEP_STEPS = (1, 2, 4, 8)
+EMPTY_START_STEPS = (1, 2)
 TEST_PAIRS = 200
 
 
@@ -84,11 +94,14 @@ def with_error(words: list[str], kind: str, rng: random.Random, vocabulary: list
     return words
 
 
-def train_side_by_side(data: Path, work_dir: Path, updates: int, seed: int) -> dict[str, Path]:
-    """fairseq-train of every VARIANT at once, one thread each; {variant: last checkpoint} (reused if there)."""
+def train_side_by_side(data: Path, work_dir: Path, updates: int, seed: int,
+                       variants: dict[str, list[str]] | None = None) -> dict[str, Path]:
+    """fairseq-train of every variant ({name: options}, default VARIANTS) at once, one thread each;
+    {variant: last checkpoint} (reused if there)."""
+    variants = VARIANTS if variants is None else variants
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     processes = {}
-    for name, options in VARIANTS.items():
+    for name, options in variants.items():
         if (work_dir / name / "checkpoint_last.pt").exists():
             continue
         command = [fairseq_executable("fairseq-train"), str(data), "--user-dir", USER_DIR, "--task", "diffuser",
@@ -103,7 +116,7 @@ def train_side_by_side(data: Path, work_dir: Path, updates: int, seed: int) -> d
         log.close()
         if process.returncode != 0:
             raise SystemExit(f"error: fairseq-train of {name} failed; see {work_dir / name}.train.log")
-    return {name: work_dir / name / "checkpoint_last.pt" for name in VARIANTS}
+    return {name: work_dir / name / "checkpoint_last.pt" for name in variants}
 
 
 def decode(data: Path, checkpoint: Path, output: Path, *options) -> list[str]:
@@ -123,6 +136,11 @@ def measure(data: Path, checkpoint: Path, work_dir: Path, name: str, references:
         correct = sum(a == b for out, ref in zip(outputs, references) for a, b in zip(out.split(), ref.split()))
         sweep[steps] = {"exact": sum(o == r for o, r in zip(outputs, references)) / len(references),
                         "token_accuracy": correct / sum(len(ref.split()) for ref in references)}
+    empty_start = {}
+    for steps in EMPTY_START_STEPS:
+        outputs = decode(data, checkpoint, work_dir / f"{name}.null{steps}.txt", "--init-mode", "null",
+                         "--decode-steps", steps)
+        empty_start[steps] = sum(o == r for o, r in zip(outputs, references)) / len(references)
     vocabulary = [f"t{k}" for k in range(words)]
     postedit = {}
     for kind in ERROR_KINDS:
@@ -134,7 +152,7 @@ def measure(data: Path, checkpoint: Path, work_dir: Path, name: str, references:
                          draft_file, "--decode-steps", 2)
         postedit[kind] = {"restored": sum(o == r for o, r in zip(outputs, references)) / len(references),
                           "unchanged": sum(o == d for o, d in zip(outputs, drafts)) / len(references)}
-    return {"step_sweep": sweep, "postedit": postedit}
+    return {"step_sweep": sweep, "empty_start": empty_start, "postedit": postedit}
 
 
 def table(results: dict, command: str) -> str:
@@ -142,13 +160,15 @@ def table(results: dict, command: str) -> str:
              f"symbols, {results['train']} training pairs, `diffuser_tiny`, {results['updates']} updates, "
              f"{TEST_PAIRS} test pairs", "",
              "| training | random start, exact after " + " / ".join(map(str, SWEEP_STEPS)) + " steps | "
+             "empty start, after " + " / ".join(map(str, EMPTY_START_STEPS)) + " | "
              + " | ".join(f"{kind}: restored / unchanged" for kind in ERROR_KINDS) + " |",
-             "|---|---|" + "---|" * len(ERROR_KINDS)]
+             "|---|---|---|" + "---|" * len(ERROR_KINDS)]
     for name, row in results["variants"].items():
         sweep = " / ".join(f"{row['step_sweep'][steps]['exact']:.1%}" for steps in SWEEP_STEPS)
+        empty = " / ".join(f"{row['empty_start'][steps]:.1%}" for steps in EMPTY_START_STEPS)
         edits = " | ".join(f"{row['postedit'][kind]['restored']:.1%} / {row['postedit'][kind]['unchanged']:.1%}"
                            for kind in ERROR_KINDS)
-        lines.append(f"| {name} ({' '.join(VARIANTS[name]) or 'corruption only'}) | {sweep} | {edits} |")
+        lines.append(f"| {name} ({' '.join(VARIANTS[name]) or 'corruption only'}) | {sweep} | {empty} | {edits} |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from benchmarks.word_translation import ERROR_KINDS, build_corpus, decode, train_side_by_side, with_error
+from benchmarks.word_translation import ERROR_KINDS, VARIANTS, build_corpus, decode, train_side_by_side, with_error
 
 WORDS = 20
 
@@ -49,7 +49,8 @@ def test_a_tiny_model_trained_with_rollin_restores_more_single_word_errors(tmp_p
     drafts = [" ".join(with_error(reference.split(), "substitute", rng, vocabulary)) for reference in references]
     assert all(draft != reference for draft, reference in zip(drafts, references))
     (tmp_path / "drafts.tgt").write_text("".join(f"{draft}\n" for draft in drafts))
-    checkpoints = train_side_by_side(data, tmp_path, updates=500, seed=7)
+    checkpoints = train_side_by_side(data, tmp_path, updates=500, seed=7,
+                                     variants={name: VARIANTS[name] for name in ("corruption", "rollin")})
     restored = {}
     for name, checkpoint in checkpoints.items():
         outputs = decode(data, checkpoint, tmp_path / f"{name}.txt", "--init-mode", "file", "--init-file",
