@@ -127,6 +127,11 @@ def decode(data: Path, checkpoint: Path, output: Path, *options) -> list[str]:
     return read_hypotheses(output, prefix="D")
 
 
+def exact_share(outputs: list[str], references: list[str]) -> float:
+    """The share of outputs equal to their reference."""
+    return sum(output == reference for output, reference in zip(outputs, references)) / len(references)
+
+
 def measure(data: Path, checkpoint: Path, work_dir: Path, name: str, references: list[str], words: int) -> dict:
     """The step sweep and the post-editing shares of one model."""
     sweep = {}
@@ -134,13 +139,13 @@ def measure(data: Path, checkpoint: Path, work_dir: Path, name: str, references:
         outputs = decode(data, checkpoint, work_dir / f"{name}.random{steps}.txt", "--init-mode", "random",
                          "--decode-steps", steps)
         correct = sum(a == b for out, ref in zip(outputs, references) for a, b in zip(out.split(), ref.split()))
-        sweep[steps] = {"exact": sum(o == r for o, r in zip(outputs, references)) / len(references),
+        sweep[steps] = {"exact": exact_share(outputs, references),
                         "token_accuracy": correct / sum(len(ref.split()) for ref in references)}
     empty_start = {}
     for steps in EMPTY_START_STEPS:
         outputs = decode(data, checkpoint, work_dir / f"{name}.null{steps}.txt", "--init-mode", "null",
                          "--decode-steps", steps)
-        empty_start[steps] = sum(o == r for o, r in zip(outputs, references)) / len(references)
+        empty_start[steps] = exact_share(outputs, references)
     vocabulary = [f"t{k}" for k in range(words)]
     postedit = {}
     for kind in ERROR_KINDS:
@@ -150,7 +155,7 @@ def measure(data: Path, checkpoint: Path, work_dir: Path, name: str, references:
         draft_file.write_text("".join(f"{draft}\n" for draft in drafts))
         outputs = decode(data, checkpoint, work_dir / f"{name}.{kind}.txt", "--init-mode", "file", "--init-file",
                          draft_file, "--decode-steps", 2)
-        postedit[kind] = {"restored": sum(o == r for o, r in zip(outputs, references)) / len(references),
+        postedit[kind] = {"restored": exact_share(outputs, references),
                           "unchanged": sum(o == d for o, d in zip(outputs, drafts)) / len(references)}
     return {"step_sweep": sweep, "empty_start": empty_start, "postedit": postedit}
 

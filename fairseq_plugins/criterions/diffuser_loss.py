@@ -54,7 +54,8 @@ class DiffuserLossConfig(FairseqDataclass):
                                              "with fill tokens drawn from the teacher-forced generator (cheap; "
                                              "substitutions only); decoded: x̂ is one greedy decoding step of the "
                                              "model from x_t (its own tags and fills; one decoding step per "
-                                             "update)"})
+                                             "update); decoded_sampled: that step with its tags and fill tokens "
+                                             "drawn from the model"})
 
 
 @register_criterion("diffuser_loss", dataclass=DiffuserLossConfig)

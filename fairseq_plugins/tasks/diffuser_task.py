@@ -339,7 +339,5 @@ def target_counts(cfg: DiffuserConfig, dictionary) -> np.ndarray:
     if targets is None:
         raise SystemExit(f"error: --noise-distribution unigram counts the train split's target tokens, but {path}.bin "
                          "is missing")
-    counts = np.zeros(len(dictionary), dtype=np.float64)
-    for index in range(min(len(targets), COUNTED_SENTENCES)):
-        counts += np.bincount(targets[index].numpy(), minlength=len(dictionary))
-    return counts
+    tokens = [targets[index].numpy() for index in range(min(len(targets), COUNTED_SENTENCES))]
+    return np.bincount(np.concatenate(tokens), minlength=len(dictionary)).astype(np.float64)
