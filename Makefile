@@ -78,7 +78,7 @@ results: $(ENV_STAMP)
 # ruff (pyproject.toml's [tool.ruff]) first, then the whole test suite.
 test: $(ENV_STAMP) $(DING)
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests --durations=20 $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

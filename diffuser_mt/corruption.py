@@ -195,6 +195,9 @@ class NoiseVocabulary:
             self.is_word_start = is_word_start
             self.word_start_ids = np.flatnonzero(allowed & is_word_start)
         self.weights = None if weights is None else self._checked_weights(weights)
+        if self.weights is not None and self.word_start_ids is not None and self.word_start_ids.size \
+                and self.weights[self.word_start_ids].sum() <= 0:
+            raise ValueError("weights give no mass to any non-special word start")
         self._cumulative = {}  # id array's name -> cumulative weights of those ids, normalised
 
     def _checked_weights(self, weights) -> np.ndarray:
@@ -210,8 +213,6 @@ class NoiseVocabulary:
     def _weighted_draw(self, rng: np.random.Generator, name: str, ids: np.ndarray, n: int) -> np.ndarray:
         if name not in self._cumulative:
             cumulative = np.cumsum(self.weights[ids])
-            if cumulative[-1] <= 0:
-                raise ValueError(f"weights give no mass to any of the {name}")
             self._cumulative[name] = cumulative / cumulative[-1]
         drawn = np.searchsorted(self._cumulative[name], rng.random(n), side="right")
         return ids[np.minimum(drawn, ids.size - 1)]

@@ -444,6 +444,12 @@ def test_bad_noise_weights_raise_clear_errors(weights, message):
         NoiseVocabulary(4, special_ids=(0,), weights=weights)
 
 
+def test_weights_without_mass_on_any_word_start_raise_before_any_draw():
+    is_word_start = np.array([False, True, False, True])
+    with pytest.raises(ValueError, match="no mass to any non-special word start"):
+        NoiseVocabulary(4, special_ids=(0,), is_word_start=is_word_start, weights=[0, 0, 5, 0])
+
+
 # ---------------------------------------------------------------- repetition noise
 
 

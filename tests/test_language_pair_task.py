@@ -7,11 +7,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fairseq.data import Dictionary
 
+from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.d3pm_sampling import DecodeConfig
 from fairseq_plugins.tasks.d3pm_task import D3PMTask, D3PMTaskConfig
 from fairseq_plugins.tasks.diffuseq_task import DiffuSeqTask, DiffuSeqTaskConfig
-from fairseq_plugins.tasks.diffuser_task import DiffuserConfig, DiffuserTask
+from fairseq_plugins.tasks.diffuser_task import DiffuserConfig, DiffuserTask, noise_vocabulary
 from fairseq_plugins.tasks.language_pair_task import LanguagePairTask, check_decode_steps, check_lengths, core_config
 
 LIMITS = SimpleNamespace(max_source_positions=5, max_target_positions=4)
@@ -76,3 +78,14 @@ def test_decode_steps_up_to_t_pass(decode_steps):
 def test_decode_steps_outside_1_to_t_stop_with_one_line(decode_steps):
     with pytest.raises(SystemExit, match=r"^error: --decode-steps: .* must be in 1..T = 1..50"):
         check_decode_steps(50, decode_steps)
+
+
+def test_unigram_counts_without_mass_on_any_drawable_token_stop_with_one_line():
+    dictionary = Dictionary()
+    for word in ("Haus", "klein"):
+        dictionary.add_symbol(word)
+    ids = SpecialIds(bos=dictionary.bos(), eos=dictionary.eos(), pad=dictionary.pad(), sentinels=())
+    counts = np.zeros(len(dictionary))
+    counts[dictionary.eos()] = 7.0  # only the end of sentence was counted: nothing to draw noise from
+    with pytest.raises(SystemExit, match=r"^error: no noise to draw from the target dictionary: weights give no mass"):
+        noise_vocabulary(dictionary, ids, word_starts=False, counts=counts)

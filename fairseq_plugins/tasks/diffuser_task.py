@@ -323,7 +323,10 @@ def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, counts: np.
         is_word_start = np.array([symbol.startswith(WORD_START) for symbol in symbols])
         if not is_word_start.any():
             raise SystemExit("error: --edit-unit word needs a sentencepiece dictionary (no symbol starts with ▁)")
-    return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start, weights=counts)
+    try:
+        return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start, weights=counts)
+    except ValueError as err:
+        raise SystemExit(f"error: no noise to draw from the target dictionary: {err}") from None
 
 
 # the target sentences of the train split that --noise-distribution unigram counts tokens over
