@@ -44,6 +44,7 @@ from benchmarks import postedit_check, refill_check  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import bleu_score, corpus_bleu, paired_bootstrap  # noqa: E402
+from diffuser_mt.start_states import read_init_hypotheses  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 from diffuser_mt.traces import changed_after, detokenize, parse_history_lines  # noqa: E402
 
@@ -54,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     postedit_check.add_shared_arguments(parser)
     parser.add_argument("--ar-hypotheses", type=Path, required=True,
-                        help="the AR system's test hypotheses, one per line (ar_baseline.py's hypotheses.test.de)")
+                        help="the AR system's test hypotheses: one per line (ar_baseline.py's hypotheses.test.de), "
+                             "or a saved fairseq-generate output (its D- lines)")
     parser.add_argument("--decode-steps", type=int, default=12, help="steps of the sweep and the bootstrap")
     return parser.parse_args(argv)
 
@@ -133,9 +135,7 @@ def main(argv=None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     try:
         references = read_lines(args.reference, allow_empty_lines=False)
-        ar = read_lines(args.ar_hypotheses)
-        if len(ar) != len(references):
-            raise InputError(f"{args.ar_hypotheses}: {len(ar)} hypotheses for {len(references)} references")
+        ar = read_init_hypotheses(args.ar_hypotheses, len(references))
         sweep_outputs = {args.decode_steps: decode(args, "random", "--init-mode", "random")}
         if args.remask_share > 0:
             sweep_outputs.update({steps: decode(args, f"random{steps}", "--init-mode", "random", steps=steps)

@@ -36,9 +36,10 @@ def test_drafts_follow_the_seed_and_take_the_kinds_in_turn():
 
 def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
     fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "5", "--save-dir", tmp_path / "ckpt")
-    ar = tmp_path / "ar.de"
+    ar = tmp_path / "generate-test.ar.txt"  # the AR's hypotheses as fairseq-generate writes them: D- lines, any order
     references = (small_corpus / "text" / "test.de").read_text(encoding="utf-8").splitlines()
-    ar.write_text("".join(" ".join(line.split()[1:]) + "\n" for line in references), encoding="utf-8")
+    ar.write_text("".join(f"D-{i}\t-0.5\t{' '.join(line.split()[1:])}\n" for i, line in reversed(list(
+        enumerate(references)))), encoding="utf-8")
     command = [sys.executable, REPO_ROOT / "benchmarks" / "refinement.py", "--data", small_corpus / "bin",
                "--path", tmp_path / "ckpt" / "checkpoint_last.pt", "--ar-hypotheses", ar,
                "--reference", small_corpus / "text" / "test.de", "--train-targets", small_corpus / "text" / "train.de",
