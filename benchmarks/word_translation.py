@@ -127,9 +127,9 @@ def decode(data: Path, checkpoint: Path, output: Path, *options) -> list[str]:
     return read_hypotheses(output, prefix="D")
 
 
-def exact_share(outputs: list[str], references: list[str]) -> float:
-    """The share of outputs equal to their reference."""
-    return sum(output == reference for output, reference in zip(outputs, references)) / len(references)
+def exact_share(outputs: list[str], targets: list[str]) -> float:
+    """The share of outputs equal to the target line of the same index (a reference, or a draft: unchanged)."""
+    return sum(output == target for output, target in zip(outputs, targets)) / len(targets)
 
 
 def measure(data: Path, checkpoint: Path, work_dir: Path, name: str, references: list[str], words: int) -> dict:
@@ -156,7 +156,7 @@ def measure(data: Path, checkpoint: Path, work_dir: Path, name: str, references:
         outputs = decode(data, checkpoint, work_dir / f"{name}.{kind}.txt", "--init-mode", "file", "--init-file",
                          draft_file, "--decode-steps", 2)
         postedit[kind] = {"restored": exact_share(outputs, references),
-                          "unchanged": sum(o == d for o, d in zip(outputs, drafts)) / len(references)}
+                          "unchanged": exact_share(outputs, drafts)}
     return {"step_sweep": sweep, "empty_start": empty_start, "postedit": postedit}
 
 

@@ -195,9 +195,6 @@ class NoiseVocabulary:
             self.is_word_start = is_word_start
             self.word_start_ids = np.flatnonzero(allowed & is_word_start)
         self.weights = None if weights is None else self._checked_weights(weights)
-        if self.weights is not None and self.word_start_ids is not None and self.word_start_ids.size \
-                and self.weights[self.word_start_ids].sum() <= 0:
-            raise ValueError("weights give no mass to any non-special word start")
         self._cumulative = {}  # id array's name -> cumulative weights of those ids, normalised
 
     def _checked_weights(self, weights) -> np.ndarray:
@@ -208,6 +205,8 @@ class NoiseVocabulary:
             raise ValueError("weights must be finite and non-negative")
         if weights[self.allowed_ids].sum() <= 0:
             raise ValueError("weights give no mass to any non-special id")
+        if self.word_start_ids is not None and self.word_start_ids.size and weights[self.word_start_ids].sum() <= 0:
+            raise ValueError("weights give no mass to any non-special word start")
         return weights
 
     def _weighted_draw(self, rng: np.random.Generator, name: str, ids: np.ndarray, n: int) -> np.ndarray:
