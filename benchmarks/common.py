@@ -70,8 +70,8 @@ def write_results(out: Path, results: dict, table: str) -> None:
     """OUT.json (the figures, with the UTC date they were made unless ``results`` has one) and OUT.md (the
     table the README shows), written atomically; the table printed."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out.with_suffix(".json")) as stream:
+    with atomic_write(out.with_name(f"{out.name}.json")) as stream:
         json.dump({"date": datetime.now(timezone.utc).date().isoformat(), **results}, stream, indent=2)
-    with atomic_write(out.with_suffix(".md")) as stream:
+    with atomic_write(out.with_name(f"{out.name}.md")) as stream:
         stream.write(table)
     print(table)

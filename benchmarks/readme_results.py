@@ -41,7 +41,9 @@ class Section:
 
 SECTIONS = [Section("learning_curves", "Learning curves", "make curves", whole_table=True,
                     image="learning_curves.png"),
-            Section("compare_systems", "Every system's decoders side by side", "make bench")]
+            Section("compare_systems", "Every system's decoders side by side", "make bench"),
+            Section("refinement/refinement.bench", "Does DiffusER refine? The warm-started DiffusER at the budget",
+                    "make bench")]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

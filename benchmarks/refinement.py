@@ -35,17 +35,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from benchmarks import postedit_check, refill_check  # noqa: E402
+from benchmarks.common import machine, write_results  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import bleu_score, corpus_bleu, paired_bootstrap  # noqa: E402
 from diffuser_mt.start_states import read_init_hypotheses  # noqa: E402
-from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
+from diffuser_mt.textio import InputError, read_lines  # noqa: E402
 from diffuser_mt.traces import changed_after, detokenize, parse_history_lines  # noqa: E402
 
 SWEEP_STEPS = (1, 2, 4, 8, 12)
@@ -109,24 +111,36 @@ def bootstrap_row(output: Path, ar: list[str], references: list[str], seed: int)
 
 
 def markdown(args: argparse.Namespace, result: dict) -> str:
-    sweep = result["step_sweep"]
-    lines = [f"DiffusER refinement check: {args.path} (`{' '.join(sys.argv)}`)", "",
-             "| steps | " + " | ".join(sweep["bleu"]) + " |", "|---|" + "---|" * len(sweep["bleu"]),
-             "| test BLEU (random start, greedy) | " + " | ".join(f"{b:.2f}" for b in sweep["bleu"].values()) + " |",
-             "", f"Sentences that steps >= 2 change: {sweep['changed_after_step_1']:.1%} "
-             f"(mean steps run before a fixed point: {sweep['mean_steps_run']:.2f})", "",
-             "| start | BLEU | baseline BLEU | paired-bs p | baseline hypotheses changed |", "|---|---|---|---|---|"]
-    for name, row in result["bootstrap"].items():
-        lines.append(f"| {name} | {row['bleu']:.2f} +- {row['ci']:.2f} | {row['ar_bleu']:.2f} | {row['p_value']:.4f} "
-                     f"| {row['changed_share']:.1%} |")
+    """The results table: one row per question (the README shows it), then the paired bootstrap tests in full."""
+    sweep, bootstrap = result["step_sweep"], result["bootstrap"]
     shares, refill = result["postedit"]["shares"], result["refill"]
-    lines += ["", "Controlled post-editing (one word substituted / dropped / duplicated, 2 steps): restored exactly "
-              + ", ".join(f"{kind} {row['restored']:.1%}" for kind, row in shares.items()),
-              "", f"Generator top-1 accuracy on {refill['tokens']} test reference tokens: one-token refill "
-              f"{refill['refill_accuracy']:.1%}, left to right {refill['left_to_right_accuracy']:.1%}"
-              + (f", a refill of a random (visible) token {refill['noised_refill_accuracy']:.1%}"
-                 if refill.get("noised_refill_accuracy") is not None else ""),
-              "", f"sacreBLEU: {result['signature']}"]
+    edited, own_pass = bootstrap["AR hypotheses (--init-mode file)"], bootstrap["own AR pass (--init-mode ar)"]
+    rows = [
+        ("random start, greedy: test BLEU after " + " / ".join(sweep["bleu"]) + " steps",
+         " / ".join(f"{bleu:.2f}" for bleu in sweep["bleu"].values())),
+        ("sentences that the steps after the first change",
+         f"{sweep['changed_after_step_1']:.1%} (mean steps before a fixed point: {sweep['mean_steps_run']:.2f})"),
+        ("the AR's test hypotheses edited (`--init-mode file`): BLEU against the AR's",
+         f"{edited['bleu']:.2f} against {edited['ar_bleu']:.2f} (paired-bs p {edited['p_value']:.3f})"),
+        ("the paper's AR bootstrap (`--init-mode ar`): BLEU against the AR's",
+         f"{own_pass['bleu']:.2f} against {own_pass['ar_bleu']:.2f} (paired-bs p {own_pass['p_value']:.3f})"),
+        ("references with one word substituted / dropped / duplicated: restored exactly in 2 steps",
+         " / ".join(f"{shares[kind]['restored']:.1%}" for kind in postedit_check.EDIT_KINDS)
+         + f" (all {shares['all']['restored']:.1%})"),
+        ("generator top-1 accuracy: one-token refill / left to right",
+         f"{refill['refill_accuracy']:.1%} / {refill['left_to_right_accuracy']:.1%}"
+         + (f" (a random visible token refilled: {refill['noised_refill_accuracy']:.1%})"
+            if refill.get("noised_refill_accuracy") is not None else "")),
+    ]
+    lines = [f"DiffusER refinement check of {args.path}", "", "| check | result |", "|---|---|",
+             *(f"| {check} | {figure} |" for check, figure in rows), "",
+             "| start | BLEU | baseline BLEU | paired-bs p | baseline hypotheses changed |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {row['bleu']:.2f} +- {row['ci']:.2f} | {row['ar_bleu']:.2f} | {row['p_value']:.4f} "
+              f"| {row['changed_share']:.1%} |" for name, row in bootstrap.items()]
+    lines += ["", f"Controlled post-editing: {len(postedit_check.EDIT_KINDS)} kinds of edit, "
+              f"{shares['all']['sentences']} test references; the refill check: {refill['tokens']} test reference "
+              "tokens.", "",
+              f"sacreBLEU signature: {result['signature']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -161,16 +175,12 @@ def main(argv=None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "step_sweep": sweep,
-              "remask_share": args.remask_share, "verify_edits": args.verify_edits, "bootstrap": bootstrap,
-              "postedit": postedit, "refill": refill,
+    result = {"command": " ".join(["benchmarks/refinement.py", *map(shlex.quote, sys.argv[1:])]),
+              "machine": machine(), "checkpoint": str(args.path), "decode_steps": args.decode_steps,
+              "step_sweep": sweep, "remask_share": args.remask_share, "verify_edits": args.verify_edits,
+              "bootstrap": bootstrap, "postedit": postedit, "refill": refill,
               "signature": bleu_score(ar, references)[1]}
-    with atomic_write(args.out_dir / f"refinement.{args.name}.json") as out:
-        json.dump(result, out, indent=2)
-    report = markdown(args, result)
-    with atomic_write(args.out_dir / f"refinement.{args.name}.md") as out:
-        out.write(report)
-    print(report)
+    write_results(args.out_dir / f"refinement.{args.name}", result, markdown(args, result))
     return 0
 
 

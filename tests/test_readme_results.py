@@ -39,9 +39,16 @@ def test_the_block_is_rewritten_from_the_results_and_the_rest_kept(readme, tmp_p
     assert ("`benchmarks/learning_curves.py --minutes 20` (make curves), run of 2026-12-03, on AMD EPYC "
             "(2 cores)") in curves
     assert "| more | 1 |" in curves and "![Learning curves](benchmarks/results/learning_curves.png)" in curves
-    compare = text[text.index("### Every system's decoders"):text.index(END)]
+    compare = text[text.index("### Every system's decoders"):text.index("### Does DiffusER refine?")]
     assert "an earlier run, date not recorded" in compare
     assert "| transformer | 4.90 |" in compare and "| more |" not in compare and "sacreBLEU signature" in compare
+    assert "Not run yet: `make bench` writes refinement.bench.md." in text
+    write_results(results / "refinement", "refinement.bench", date="2026-12-07")
+    assert main(["--readme", str(readme), "--results", str(results)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    refinement = text[text.index("### Does DiffusER refine?"):text.index(END)]
+    assert "`benchmarks/refinement.bench.py --minutes 20` (make bench), run of 2026-12-07" in refinement
+    assert "| transformer | 4.90 |" in refinement and "| more |" not in refinement
     (results / "compare_systems.json").unlink()
     assert main(["--readme", str(readme), "--results", str(results)]) == 0
     assert "Not run yet: `make bench` writes compare_systems.md." in readme.read_text(encoding="utf-8")

@@ -60,7 +60,9 @@ def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
     assert edits["ar_bleu"] == pytest.approx(start["bleu"])
     assert edits["bleu"] == pytest.approx(bootstrap["AR hypotheses (--init-mode file)"]["bleu"])
     assert figures["postedit"]["shares"]["all"]["sentences"] == len(references)
-    assert "Controlled post-editing" in (tmp_path / "out" / "refinement.tiny.md").read_text()
+    table = (tmp_path / "out" / "refinement.tiny.md").read_text()
+    assert "Controlled post-editing" in table and f"{figures['postedit']['shares']['all']['restored']:.1%})" in table
+    assert figures["command"].startswith("benchmarks/refinement.py --data") and figures["date"]
     refill = figures["refill"]
     assert refill["tokens"] > 0 and 0.0 <= refill["refill_accuracy"] <= 1.0
     assert 0.0 <= refill["left_to_right_accuracy"] <= 1.0
