@@ -14,7 +14,7 @@ BENCH_OTHER_MINUTES ?= 10
 BENCH_DIFFUSEQ_STEPS ?= 50
 CURVE_MINUTES ?= 30
 CURVE_INTERVAL ?= 5
-WARM_START_MINUTES ?= 10
+WARM_START_MINUTES ?= 5
 PYTEST_ARGS ?=
 
 .PHONY: setup data demo test bench curves throughput results clean-venv
@@ -51,13 +51,17 @@ demo: data
 # learning curves of the AR transformer, LevT and DiffusER up to BENCH_MINUTES, and of DiffusER warm-started from
 # the AR's checkpoint at WARM_START_MINUTES (a kept checkpoint's time; 0: not); all five systems side by side:
 # those three from their curves' last checkpoints, DiffuSeq and D3PM trained BENCH_OTHER_MINUTES (their decoders
-# are 10-100x slower; DiffuSeq decodes BENCH_DIFFUSEQ_STEPS DDIM steps). About 2.5 hours on 2 cores; finished
-# trainings and curve decodes are reused on a re-run.
+# are 10-100x slower; DiffuSeq decodes BENCH_DIFFUSEQ_STEPS DDIM steps); then the refinement check of the warm-started
+# DiffusER (step sweep, AR bootstrap, post-editing, refill). About 2.7 hours on 2 cores; finished trainings and curve
+# decodes are reused on a re-run.
 bench: data
 	$(PY) benchmarks/learning_curves.py --data $(DATA_BIN) --minutes $(BENCH_MINUTES) --interval $(CURVE_INTERVAL) \
 		--warm-start-minutes $(WARM_START_MINUTES)
 	$(PY) benchmarks/compare_systems.py --data $(DATA_BIN) --minutes $(BENCH_OTHER_MINUTES) \
 		--diffuseq-steps $(BENCH_DIFFUSEQ_STEPS) --from-curves checkpoints/curves --curve-minutes $(BENCH_MINUTES)
+	$(PY) benchmarks/refinement.py --path checkpoints/curves/diffuser_warm/checkpoint_$(BENCH_MINUTES)min.pt \
+		--ar-hypotheses checkpoints/bench/transformer/generate-test.transformer-beam-5.txt --name bench \
+		--out-dir benchmarks/results/refinement
 	$(PY) benchmarks/readme_results.py
 
 # valid BLEU of the AR transformer, the Levenshtein Transformer, DiffusER and the warm-started DiffusER every
