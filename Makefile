@@ -43,10 +43,13 @@ $(DATA_BIN)/manifest.json: | $(ENV_STAMP)
 	$(PY) data_scripts/prepare_ding.py --dest-dir $(DATA_BIN)
 
 # AR transformer and DiffusER, DEMO_MINUTES of training each; then AR alone vs DiffusER vs
-# DiffusER + AR bootstrap, and the edit traces of three test sentences (terminal + HTML).
+# DiffusER + AR bootstrap, and the edit traces of three test sentences (terminal + HTML); then whether
+# DiffusER refines (step sweep, AR bootstrap with paired bootstrap, single-word errors restored; ~5 minutes).
 demo: data
 	$(PY) data_scripts/ar_bootstrap.py --data $(DATA_BIN) --minutes $(DEMO_MINUTES) \
 		--traces 3 --html checkpoints/demo/trace.html
+	$(PY) benchmarks/refinement.py --path checkpoints/diffuser/checkpoint_best.pt \
+		--ar-hypotheses checkpoints/ar_baseline/generate-test.txt --name demo --out-dir checkpoints/demo
 
 # learning curves of the AR transformer, LevT and DiffusER up to BENCH_MINUTES, and of DiffusER warm-started from
 # the AR's checkpoint at WARM_START_MINUTES (a kept checkpoint's time; 0: not); all five systems side by side:

@@ -125,6 +125,22 @@ def documented_commands() -> list[tuple[str, tuple, list[str]]]:
     return found
 
 
+def makefile_commands() -> list[tuple[str, tuple, list[str]]]:
+    """(where: 'Makefile:LINE', tool, arguments) of the Makefile's recipes that run a project script with
+    ``$(PY)`` (make's variables stand in as words)."""
+    lines = (REPO_ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if line.startswith("\t$(PY) ") and not lines[number - 2].rstrip().endswith("\\"):
+            recipe = [line]
+            while recipe[-1].rstrip().endswith("\\"):
+                recipe.append(lines[number - 1 + len(recipe)])
+            text = re.sub(r"\$\((\w+)\)", r"\1", "\n".join(recipe)).replace("PY ", "python ", 1)
+            found += [(f"Makefile:{number}", *call) for tokens in shell_commands(text.splitlines())
+                      if (call := tool_call(tokens))]
+    return found
+
+
 def named_options(args: list[str]) -> list[str]:
     """The long options an argument list names (``[--json]`` placeholders included, ``--x=v`` as ``--x``)."""
     return [arg.strip("[]").split("=", 1)[0] for arg in args if arg.strip("[").startswith("--")]
@@ -205,7 +221,7 @@ def problems(tool: tuple, args: list[str]) -> list[str]:
                     if option not in known]
 
 
-COMMANDS = documented_commands()
+COMMANDS = documented_commands() + makefile_commands()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -223,6 +239,8 @@ def test_the_docs_hold_the_commands_this_test_checks():
                 ("script", "data_scripts/prepare_ding.py")}
     assert expected <= tools, expected - tools
     assert any(where.startswith("README.md") for where, _, _ in COMMANDS)
+    assert ("script", "benchmarks/refinement.py") in {tool for where, tool, _ in COMMANDS
+                                                      if where.startswith("Makefile")}
 
 
 @pytest.mark.parametrize("where, tool, args", COMMANDS, ids=[f"{w}:{' '.join(t[1:]) or t[0]}" for w, t, _ in COMMANDS])
