@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def machine() -> dict:
                 if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform()}
+
+
+def command_line(script: str, argv: list | None) -> str:
+    """The command a results file records: ``script`` and its arguments (``argv``, else the process's own)."""
+    return " ".join([script, *map(str, sys.argv[1:] if argv is None else argv)])
 
 
 def tokens_per_second(log: str) -> float | None:

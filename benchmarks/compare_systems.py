@@ -43,7 +43,7 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks.common import (EPOCH_PATTERN, PARAMS_PATTERN, machine, snapshot_path,  # noqa: E402
+from benchmarks.common import (EPOCH_PATTERN, PARAMS_PATTERN, command_line, machine, snapshot_path,  # noqa: E402
                                snapshot_training, tokens_per_second, write_results)
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
 from data_scripts.recipes import MAX_TOKENS, RECIPES, SIZES, SYSTEMS, run_arguments  # noqa: E402
@@ -377,7 +377,7 @@ def main(argv=None) -> int:
         "benchmark": f"all systems on {args.data.name}, {args.minutes:g} training minutes each"
                      + "".join(f"; {system} {stats['minutes']:g} (its learning curve's)"
                                for system, stats in training.items() if stats.get("from_curves")),
-        "command": "benchmarks/compare_systems.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("benchmarks/compare_systems.py", argv),
         "machine": machine(),
         "settings": {"minutes": args.minutes, "size": args.size, "max_tokens": args.max_tokens,
                      "decode_batch_size": args.batch_size, "seed": args.seed},

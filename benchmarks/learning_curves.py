@@ -50,7 +50,7 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks.common import (machine, progress_of, snapshot_path, snapshot_training,  # noqa: E402
+from benchmarks.common import (command_line, machine, progress_of, snapshot_path, snapshot_training,  # noqa: E402
                                write_results)
 from benchmarks.compare_systems import (DECODERS, DIFFUSEQ_ROW, PAPER_BLEU, SPEED_PATTERN,  # noqa: E402
                                         generate_command, run_measured)
@@ -432,8 +432,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     bar = bleu_at(series[BASELINE], args.bar_minutes)
-    results = {"command": "benchmarks/learning_curves.py " + " ".join(map(str, argv if argv is not None
-                                                                         else sys.argv[1:])),
+    results = {"command": command_line("benchmarks/learning_curves.py", argv),
                "machine": machine(), "minutes": args.minutes, "interval": args.interval,
                "snapshot_minutes": times, "bar_minutes": args.bar_minutes, "bar": bar, "size": args.size,
                "warm_start_minutes": args.warm_start_minutes,

@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from benchmarks import postedit_check, refill_check  # noqa: E402
-from benchmarks.common import machine, write_results  # noqa: E402
+from benchmarks.common import command_line, machine, write_results  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 from diffuser_mt.metrics import bleu_score, corpus_bleu, paired_bootstrap  # noqa: E402
@@ -175,7 +174,7 @@ def main(argv=None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    result = {"command": " ".join(["benchmarks/refinement.py", *map(shlex.quote, sys.argv[1:])]),
+    result = {"command": command_line("benchmarks/refinement.py", argv),
               "machine": machine(), "checkpoint": str(args.path), "decode_steps": args.decode_steps,
               "step_sweep": sweep, "remask_share": args.remask_share, "verify_edits": args.verify_edits,
               "bootstrap": bootstrap, "postedit": postedit, "refill": refill,

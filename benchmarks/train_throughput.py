@@ -38,7 +38,7 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks.common import PARAMS_PATTERN, machine, write_results  # noqa: E402
+from benchmarks.common import PARAMS_PATTERN, command_line, machine, write_results  # noqa: E402
 from benchmarks.compare_systems import run_measured  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable  # noqa: E402
 from data_scripts.recipes import DIFFUSER, MAX_TOKENS, RECIPES, SIZES, SYSTEMS, Recipe  # noqa: E402
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     step = 1.0 / systems["diffuser"]["words_per_second"]
     results = {
         "benchmark": "training throughput on the default corpus",
-        "command": "benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("benchmarks/train_throughput.py", argv),
         "machine": machine(),
         "settings": {"size": args.size, "updates": args.updates, "max_tokens": args.max_tokens, "seed": args.seed},
         "systems": systems,

@@ -39,7 +39,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # a script: the imports below need it (noqa: E402)
 
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import command_line, write_results  # noqa: E402
 from data_scripts.fairseq_tools import USER_DIR, fairseq_executable, run_fairseq  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
 
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
                 for name, checkpoint in checkpoints.items()}
     results = {"words": args.words, "unused": args.unused, "train": args.train, "updates": args.updates,
                "seed": args.seed, "variants": variants}
-    command = " ".join(["benchmarks/word_translation.py", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line("benchmarks/word_translation.py", argv)
     write_results(args.out, results, table(results, command))
     return 0
 

@@ -128,16 +128,12 @@ def documented_commands() -> list[tuple[str, tuple, list[str]]]:
 def makefile_commands() -> list[tuple[str, tuple, list[str]]]:
     """(where: 'Makefile:LINE', tool, arguments) of the Makefile's recipes that run a project script with
     ``$(PY)`` (make's variables stand in as words)."""
-    lines = (REPO_ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    text = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     found = []
-    for number, line in enumerate(lines, start=1):
-        if line.startswith("\t$(PY) ") and not lines[number - 2].rstrip().endswith("\\"):
-            recipe = [line]
-            while recipe[-1].rstrip().endswith("\\"):
-                recipe.append(lines[number - 1 + len(recipe)])
-            text = re.sub(r"\$\((\w+)\)", r"\1", "\n".join(recipe)).replace("PY ", "python ", 1)
-            found += [(f"Makefile:{number}", *call) for tokens in shell_commands(text.splitlines())
-                      if (call := tool_call(tokens))]
+    for recipe in re.finditer(r"^\t\$\(PY\) (?:.*\\\n)*.*", text, flags=re.MULTILINE):
+        line = text.count("\n", 0, recipe.start()) + 1
+        lines = re.sub(r"\$\((\w+)\)", r"\1", recipe.group()).replace("PY ", "python ", 1).splitlines()
+        found += [(f"Makefile:{line}", *call) for tokens in shell_commands(lines) if (call := tool_call(tokens))]
     return found
 
 
