@@ -1,11 +1,20 @@
 """Session fixtures: a small binarized slice of the real default corpus, and tiny checkpoints of every family."""
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from corpus_helpers import REAL_DICTIONARY, run_prepare, write_dictionary
 from fairseq_helpers import TINY_FAMILIES, TINY_UPDATES, fairseq
 from data_scripts.ding import sentence_pairs
+
+# One intra-op thread, in this process and in every program a test starts (they inherit the environment): the test
+# models are tiny, and two threads on a busy 2-core machine make every small op wait for a time slice (a one-step
+# decode of 12 sentences: 0.8 s with one thread, 21 s with two beside a training run).
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

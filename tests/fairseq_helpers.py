@@ -34,13 +34,8 @@ TINY_UPDATES = 10
 
 
 def fairseq(program: str, *args, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
-    """Run a fairseq console script of this environment; no weights-only override in its environment.
-
-    One intra-op thread: the test models are tiny, and two threads on a busy 2-core machine make
-    every small op wait for a time slice (ten times slower).
-    """
+    """Run a fairseq console script of this environment; no weights-only override in its environment."""
     env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
-    env.setdefault("OMP_NUM_THREADS", "1")
     result = subprocess.run([fairseq_executable(program), *map(str, args)], capture_output=True, text=True, env=env,
                             cwd=cwd)
     if check:

@@ -1,7 +1,6 @@
 """The real-data samples in ../shared/fixtures (newstest2014 lines, CNN .story files), for the corpus tests."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +22,9 @@ def require(folder: Path) -> Path:
 
 
 def run_script(name: str, *options) -> subprocess.CompletedProcess:
-    """Run ``data_scripts/NAME`` as a program with one intra-op thread."""
+    """Run ``data_scripts/NAME`` as a program."""
     command = [sys.executable, str(REPO_ROOT / "data_scripts" / name), *map(str, options)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:

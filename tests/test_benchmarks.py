@@ -13,7 +13,7 @@ from corpus_helpers import REPO_ROOT
 @pytest.fixture(scope="module")
 def curves(small_corpus, tmp_path_factory):
     """benchmarks/learning_curves.py on tiny models, the transformer and DiffusER, 0.2 minutes each:
-    (command, results, out, work dir, environment)."""
+    (command, results, out, work dir)."""
     tmp_path = tmp_path_factory.mktemp("curves")
     out, work = tmp_path / "results" / "curves", tmp_path / "work"
     for side in ("en", "de"):  # out of domain: here 20 test sentences stand in for newstest2014
@@ -26,15 +26,14 @@ def curves(small_corpus, tmp_path_factory):
                "--minutes", "0.2", "--interval", "0.1", "--bar-minutes", "0.15", "--warm-start-minutes", "0.1",
                "--max-tokens", "2000",
                "--num-workers", "0", "--work-dir", work, "--out", out]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    return command, json.loads(out.with_suffix(".json").read_text()), out, work, env
+    return command, json.loads(out.with_suffix(".json").read_text()), out, work
 
 
 @pytest.mark.slow
 def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_system(curves):
-    command, results, out, work, env = curves
+    command, results, out, work = curves
     assert list(results["series"]) == ["transformer", "diffuser", "diffuser_warm"]
     assert results["snapshot_minutes"] == [0.1, 0.2]
     series = results["series"]
@@ -82,7 +81,7 @@ def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_sy
         "transformer": 20, "diffuser": 20, "diffuser_warm": 20}
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| diffuser |" in out.with_suffix(".md").read_text()
-    again = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+    again = subprocess.run(list(map(str, command)), capture_output=True, text=True)
     assert again.returncode == 0 and "fairseq-train" not in again.stderr  # kept checkpoints and decodes reused
     assert json.loads(out.with_suffix(".json").read_text())["series"] == results["series"]
 
@@ -90,14 +89,14 @@ def test_learning_curves_keep_a_checkpoint_per_interval_and_plot_one_line_per_sy
 @pytest.mark.slow
 def test_compare_systems_takes_the_curves_checkpoints_trains_the_rest_and_writes_its_tables(small_corpus, curves,
                                                                                              tmp_path):
-    _, curve_results, _, curve_work, env = curves
+    _, curve_results, _, curve_work = curves
     out = tmp_path / "results" / "compare"
     command = [sys.executable, REPO_ROOT / "benchmarks" / "compare_systems.py", "--data", small_corpus / "bin",
                "--reference", small_corpus / "text" / "test.de", "--spm-model", small_corpus / "text" / "spm.model",
                "--systems", "transformer", "diffuser", "d3pm", "--size", "tiny", "--minutes", "0.2",
                "--from-curves", curve_work, "--curve-minutes", "0.2", "--max-tokens", "2000", "--sweep-steps", "1",
                "2", "--num-workers", "0", "--work-dir", tmp_path / "work", "--out", out]
-    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.with_suffix(".json").read_text())
     training = results["training"]

@@ -21,9 +21,8 @@ def demo(small_corpus, tmp_path_factory):
                "--ar-dir", out / "ar", "--diffuser-dir", out / "diffuser", "--out-dir", out / "demo",
                "--model-size", "tiny", "--max-update", "20", "--decode-steps", "2", "--num-workers", "0",
                "--html", out / "trace.html"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    interrupted = interrupt_once_training(list(map(str, command)), env)
-    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+    interrupted = interrupt_once_training(list(map(str, command)))
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result, interrupted
 
@@ -35,10 +34,10 @@ def restore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def interrupt_once_training(command: list[str], env: dict) -> tuple[int, str]:
+def interrupt_once_training(command: list[str]) -> tuple[int, str]:
     """(exit status, stderr) of ``command`` sent Ctrl-C (SIGINT to its process group, as a terminal does) two
     seconds after it starts fairseq-train."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, preexec_fn=restore_ctrl_c)
     lines = []
     for line in process.stderr:
@@ -88,9 +87,8 @@ def test_demo_prints_three_traces_and_writes_the_html(demo):
 
 
 def revise(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "diffuser_mt.cli", "revise", *map(str, args)],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True)
 
 
 def test_revise_keeps_the_protected_spans(demo, small_corpus):

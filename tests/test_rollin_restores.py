@@ -39,8 +39,6 @@ def test_an_unknown_error_kind_is_refused():
 
 
 @pytest.mark.slow  # two trainings of 500 updates side by side (about 2 minutes on 2 cores)
-
-
 def test_a_tiny_model_trained_with_rollin_restores_more_single_word_errors(tmp_path):
     data = build_corpus(tmp_path / "corpus", words=WORDS, unused=400, train=1000)
     references = (tmp_path / "corpus" / "test.tgt").read_text().splitlines()
