@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.fairseq_tools import USER_DIR, generate_hypotheses, run_fairseq, write_scores  # noqa: E402
-from data_scripts.recipes import TRANSFORMER, add_training_arguments, training_command  # noqa: E402
+from data_scripts.recipes import TRANSFORMER, add_training_arguments, parse_training_args, training_command  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "a post-editor started from these hypotheses then cuts none of them (a cut alone "
                              "raises the BLEU of run-away outputs)")
     parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
-    return parser.parse_args(argv)
+    return parse_training_args(parser, argv)
 
 
 def train_command(args: argparse.Namespace) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -170,12 +171,33 @@ def add_training_arguments(parser: argparse.ArgumentParser, save_dir: str, save_
                         help=f"warm-up updates (default: the recipe's, {Recipe.warmup_updates})")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers")
+    parser.epilog = FAIRSEQ_PASSTHROUGH_HELP
+
+
+# option names stay out of it: tests/test_doc_commands.py reads a script's options off its --help
+FAIRSEQ_PASSTHROUGH_HELP = """\
+Arguments after a lone -- go to fairseq-train as they are, after the recipe's
+and the budget's; fairseq keeps an option's last value, so they override both
+(a higher dropout, early stopping by patience, checkpoint_best.pt chosen by
+another valid metric). fairseq-train refuses an option it does not know."""
+
+
+def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser``'s options before a lone ``--``; the arguments after it are ``args.fairseq_args``, which
+    ``training_command`` passes to fairseq-train last (``FAIRSEQ_PASSTHROUGH_HELP``)."""
+    argv = sys.argv[1:] if argv is None else list(map(str, argv))
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    args.fairseq_args = argv[cut + 1:]
+    return args
 
 
 def training_command(recipe: Recipe, args: argparse.Namespace) -> list[str]:
     """fairseq-train's arguments for the options of ``add_training_arguments``: the recipe at ``--model-size``,
-    with ``--lr``, ``--warmup-updates`` and ``--max-tokens`` where given, and the scripts' budget."""
+    with ``--lr``, ``--warmup-updates`` and ``--max-tokens`` where given, the scripts' budget, and last the
+    arguments given after ``--`` (``parse_training_args``)."""
     given = {name: getattr(args, name) for name in ("lr", "warmup_updates", "max_tokens")
              if getattr(args, name) is not None}
     return [*dataclasses.replace(recipe, **given).train_arguments(args.data, args.model_size),
-            *run_arguments(args.save_dir, args.minutes, args.seed, args.num_workers, args.max_update)]
+            *run_arguments(args.save_dir, args.minutes, args.seed, args.num_workers, args.max_update),
+            *args.fairseq_args]

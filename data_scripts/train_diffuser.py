@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.fairseq_tools import USER_DIR, generate_hypotheses, run_fairseq, write_scores  # noqa: E402
-from data_scripts.recipes import RECIPES, add_training_arguments, training_command  # noqa: E402
+from data_scripts.recipes import RECIPES, add_training_arguments, parse_training_args, training_command  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.start_states import START_MODES  # noqa: E402
 from diffuser_mt.textio import InputError, read_lines  # noqa: E402
@@ -58,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "of the generator's size, trained on --data (e.g. ar_baseline.py's checkpoint_best.pt)")
     parser.add_argument("--name", default="greedy", help="names this decoding's output and results files")
     add_decoding_arguments(parser)
-    return parser.parse_args(argv)
+    return parse_training_args(parser, argv)
 
 
 def train_command(args: argparse.Namespace) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.fairseq_tools import USER_DIR, generate_hypotheses, run_fairseq, write_scores  # noqa: E402
-from data_scripts.recipes import D3PM, DIFFUSEQ, RECIPES, add_training_arguments, training_command  # noqa: E402
+from data_scripts.recipes import D3PM, DIFFUSEQ, RECIPES, add_training_arguments, parse_training_args, training_command  # noqa: E402
 from diffuser_mt.d3pm_sampling import DECODING_MODES  # noqa: E402
 from diffuser_mt.d3pm_transitions import TRANSITIONS  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per decoding batch")
     parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
     parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
-    args = parser.parse_args(argv)
+    args = parse_training_args(parser, argv)
     if args.save_dir == Path(""):
         args.save_dir = Path("checkpoints") / args.method
     args.diffusion_steps = args.diffusion_steps or RECIPES[args.method].options["--num-diffusion-timesteps"]

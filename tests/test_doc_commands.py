@@ -212,9 +212,26 @@ def problems(tool: tuple, args: list[str]) -> list[str]:
     else:
         if tool[0] == "script" and not (REPO_ROOT / tool[1]).exists():
             return [f"no script {tool[1]}"]
+        if tool[0] == "script" and "--" in args:
+            return passthrough_problems(tool[1], args[:args.index("--")], args[args.index("--") + 1:])
         known, wrong = help_options(tool), []
     return wrong + [f"{' '.join(tool[1:])} has no option {option}" for option in named_options(args)
                     if option not in known]
+
+
+def passthrough_problems(script: str, own: list[str], passed: list[str]) -> list[str]:
+    """A training script's options before ``--`` against its --help, those after it against the parser fairseq
+    builds for the script's own fairseq-train command (``data_scripts.recipes.parse_training_args``)."""
+    module = __import__(script.removesuffix(".py").replace("/", "."), fromlist=["train_command"])
+    if not hasattr(module, "train_command"):
+        return [f"{script} passes nothing to fairseq-train after --"]
+    wrong = problems(("script", script), own)
+    if wrong:
+        return wrong
+    command = [*module.train_command(module.parse_args(own)), *passed]
+    known = fairseq_options("fairseq-train", fairseq_selectors(command))
+    return [f"fairseq-train (after --) has no option {option}" for option in named_options(passed)
+            if option not in known]
 
 
 COMMANDS = documented_commands() + makefile_commands()
@@ -254,6 +271,20 @@ MADE_UP = [
     "diffuser-mt score --metric bleu --no-such-option",
     ".venv/bin/python data_scripts/prepare_ding.py --no-such-option",
 ]
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("python data_scripts/train_diffuser.py --recipe diffuser_canvas -- --dropout 0.3 --canvas-positions", []),
+    ("python data_scripts/train_diffuser.py --recipe diffuser -- --dropout 0.3 --no-such-option",
+     ["fairseq-train (after --) has no option --no-such-option"]),
+    ("python data_scripts/train_diffuser.py --no-such-option -- --dropout 0.3",
+     ["data_scripts/train_diffuser.py has no option --no-such-option"]),
+    ("python data_scripts/prepare_ding.py -- --dropout 0.3",
+     ["data_scripts/prepare_ding.py passes nothing to fairseq-train after --"]),
+])
+def test_options_after_a_lone_dash_dash_are_checked_against_the_scripts_fairseq_train(command, expected):
+    [(tool, args)] = [tool_call(tokens) for tokens in shell_commands([command])]
+    assert problems(tool, args) == expected
 
 
 @pytest.mark.parametrize("command", MADE_UP)

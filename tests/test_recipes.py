@@ -138,3 +138,22 @@ def test_the_benchmarks_train_each_systems_recipe_at_their_batch_size(system, si
     for command in (compare_systems.train_command(system, compare),
                     train_throughput.train_command(system, throughput, tmp_path)):
         assert_trains_recipe(command, system, size, max_tokens=2000)
+
+
+@pytest.mark.parametrize("script, extra", [(ar_baseline, []), (train_diffuser, []),
+                                           (train_diffusion_baseline, ["--method", "d3pm"])])
+def test_arguments_after_a_lone_dash_dash_go_to_fairseq_train_last(script, extra):
+    plain = script.train_command(script.parse_args([*BUDGET, *extra]))
+    args = script.parse_args([*BUDGET, *extra, "--", "--dropout", "0.3", "--patience", "4", "--max-update", "9"])
+    command = script.train_command(args)
+    assert command == [*plain, "--dropout", "0.3", "--patience", "4", "--max-update", "9"]
+    config, before = parsed(command), parsed(plain)
+    assert (config["dropout"], config["patience"], config["max_update"]) == (0.3, 4, 9)  # the last value wins
+    assert {key for key in before if before[key] != config[key]} == {"dropout", "patience", "max_update"}
+
+
+def test_fairseq_train_refuses_an_unknown_option_after_dash_dash(capsys):
+    args = train_diffuser.parse_args([*BUDGET, "--", "--no-such-option"])
+    with pytest.raises(SystemExit):
+        parsed(train_diffuser.train_command(args))
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
