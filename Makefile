@@ -82,10 +82,11 @@ throughput: data
 results: $(ENV_STAMP)
 	$(PY) benchmarks/readme_results.py
 
-# ruff (pyproject.toml's [tool.ruff]) first, then the whole test suite.
+# ruff (pyproject.toml's [tool.ruff]) first, then the whole test suite: one pytest-xdist worker per core, each
+# test file on one worker (its module fixtures are built once; the session fixtures once per worker).
 test: $(ENV_STAMP) $(DING)
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n auto --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -35,7 +35,7 @@ setup(
         "tqdm",
         *FAIRSEQ_RUNTIME,
     ],
-    extras_require={"test": ["pytest", "hypothesis", "ruff"], "bench": ["matplotlib"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis", "ruff"], "bench": ["matplotlib"]},
     entry_points={
         "console_scripts": ["diffuser-mt = diffuser_mt.cli:main"],
         # the subcommands of diffuser-mt; revise lives with the fairseq adapters (it loads a checkpoint)
