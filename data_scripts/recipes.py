@@ -171,7 +171,6 @@ def add_training_arguments(parser: argparse.ArgumentParser, save_dir: str, save_
                         help=f"warm-up updates (default: the recipe's, {Recipe.warmup_updates})")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader workers")
-    parser.epilog = FAIRSEQ_PASSTHROUGH_HELP
 
 
 # option names stay out of it: tests/test_doc_commands.py reads a script's options off its --help
@@ -184,7 +183,8 @@ another valid metric). fairseq-train refuses an option it does not know."""
 
 def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """``parser``'s options before a lone ``--``; the arguments after it are ``args.fairseq_args``, which
-    ``training_command`` passes to fairseq-train last (``FAIRSEQ_PASSTHROUGH_HELP``)."""
+    ``training_command`` passes to fairseq-train last (``FAIRSEQ_PASSTHROUGH_HELP``, the --help epilog)."""
+    parser.epilog = FAIRSEQ_PASSTHROUGH_HELP
     argv = sys.argv[1:] if argv is None else list(map(str, argv))
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])

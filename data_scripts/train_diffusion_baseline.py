@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.fairseq_tools import USER_DIR, generate_hypotheses, run_fairseq, write_scores  # noqa: E402
-from data_scripts.recipes import D3PM, DIFFUSEQ, RECIPES, add_training_arguments, parse_training_args, training_command  # noqa: E402
+from data_scripts.recipes import (D3PM, DIFFUSEQ, RECIPES, add_training_arguments, parse_training_args,  # noqa: E402
+                                  training_command)
 from diffuser_mt.d3pm_sampling import DECODING_MODES  # noqa: E402
 from diffuser_mt.d3pm_transitions import TRANSITIONS  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402

@@ -12,6 +12,7 @@ choices; the other tools' options from their ``--help``. Each distinct parser is
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import re
 import shlex
@@ -213,16 +214,17 @@ def problems(tool: tuple, args: list[str]) -> list[str]:
         if tool[0] == "script" and not (REPO_ROOT / tool[1]).exists():
             return [f"no script {tool[1]}"]
         if tool[0] == "script" and "--" in args:
-            return passthrough_problems(tool[1], args[:args.index("--")], args[args.index("--") + 1:])
+            return passthrough_problems(tool[1], args)
         known, wrong = help_options(tool), []
     return wrong + [f"{' '.join(tool[1:])} has no option {option}" for option in named_options(args)
                     if option not in known]
 
 
-def passthrough_problems(script: str, own: list[str], passed: list[str]) -> list[str]:
-    """A training script's options before ``--`` against its --help, those after it against the parser fairseq
-    builds for the script's own fairseq-train command (``data_scripts.recipes.parse_training_args``)."""
-    module = __import__(script.removesuffix(".py").replace("/", "."), fromlist=["train_command"])
+def passthrough_problems(script: str, args: list[str]) -> list[str]:
+    """A training script's options before a lone ``--`` against its --help, those after it against the parser
+    fairseq builds for the script's own fairseq-train command (``data_scripts.recipes.parse_training_args``)."""
+    own, passed = args[:args.index("--")], args[args.index("--") + 1:]
+    module = importlib.import_module(script.removesuffix(".py").replace("/", "."))
     if not hasattr(module, "train_command"):
         return [f"{script} passes nothing to fairseq-train after --"]
     wrong = problems(("script", script), own)
