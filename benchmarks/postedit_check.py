@@ -66,7 +66,7 @@ def shares(references: list[str], drafts: list[str], outputs: list[str], kinds: 
 
 
 SHARED_OPTIONS = ("data", "path", "reference", "train_targets", "spm_model", "out_dir", "name", "batch_size",
-                  "keep_bias", "remask_share", "verify_edits", "max_len_a", "max_len_b", "seed")
+                  "keep_bias", "remask_share", "verify_edits", "whole_word_edits", "max_len_a", "max_len_b", "seed")
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +84,8 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remask-share", type=float, default=0.0, help="the diffuser task's --remask-share")
     parser.add_argument("--verify-edits", action=argparse.BooleanOptionalAction, default=False,
                         help="the diffuser task's --verify-edits")
+    parser.add_argument("--whole-word-edits", action=argparse.BooleanOptionalAction, default=False,
+                        help="the diffuser task's --whole-word-edits")
     parser.add_argument("--max-len-a", type=float, default=1.2, help="length cap: a * source length + b")
     parser.add_argument("--max-len-b", type=int, default=10, help="length cap: a * source length + b")
     parser.add_argument("--seed", type=int, default=1)
@@ -101,9 +103,10 @@ def shared_options(args: argparse.Namespace) -> list[str]:
     return arguments
 
 
-def verify_flag(args: argparse.Namespace) -> list[str]:
-    """fairseq-generate's --verify-edits when asked for (a fairseq flag has no --no- form)."""
-    return ["--verify-edits"] if args.verify_edits else []
+def decoder_flags(args: argparse.Namespace) -> list[str]:
+    """fairseq-generate's --verify-edits and --whole-word-edits when asked for (a fairseq flag has no --no- form)."""
+    return [flag for flag, wanted in (("--verify-edits", args.verify_edits),
+                                      ("--whole-word-edits", args.whole_word_edits)) if wanted]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -129,7 +132,7 @@ def main(argv=None) -> int:
             "--init-mode", "file", "--init-file", draft_file, "--init-spm-model", args.spm_model,
             "--decode-steps", args.decode_steps, "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model,
             "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
-            "--remask-share", args.remask_share, *verify_flag(args), "--batch-size", args.batch_size,
+            "--remask-share", args.remask_share, *decoder_flags(args), "--batch-size", args.batch_size,
             "--required-batch-size-multiple", 1,
             "--cpu", "--seed", args.seed,
         ], stdout_path=generate_output)

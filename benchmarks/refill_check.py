@@ -36,7 +36,7 @@ from fairseq import checkpoint_utils  # noqa: E402
 from fairseq.data import data_utils  # noqa: E402
 
 from diffuser_mt.confidence import refill_predictions  # noqa: E402
-from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask  # noqa: E402
+from diffuser_mt.edit_model import DecodeVocabulary  # noqa: E402
 from diffuser_mt.textio import atomic_write  # noqa: E402
 from fairseq_plugins.diffuser_generator import FairseqEditModel  # noqa: E402
 
@@ -72,7 +72,7 @@ def accuracies(args: argparse.Namespace) -> dict:
     model = models[0].eval()
     task.load_dataset("test")
     pairs = task.datasets["test"].dataset
-    vocab = DecodeVocabulary(task.special_ids, fillable_mask(task.noise_vocab))
+    vocab = task.decode_vocabulary()
     ids = task.special_ids
     count = min(args.sentences, len(pairs))
     visible = ids.replaced_offset is not None

@@ -71,7 +71,7 @@ def decode(args: argparse.Namespace, name: str, *options, steps: int | None = No
         "--decode-steps", args.decode_steps if steps is None else steps, "--print-edit-history",
         "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model, "--batch-size", args.batch_size,
         "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
-        "--remask-share", args.remask_share, *postedit_check.verify_flag(args), "--required-batch-size-multiple", 1,
+        "--remask-share", args.remask_share, *postedit_check.decoder_flags(args), "--required-batch-size-multiple", 1,
         "--cpu", "--seed", args.seed,
         *options,
     ], stdout_path=output)
@@ -136,6 +136,8 @@ def markdown(args: argparse.Namespace, result: dict) -> str:
              "| start | BLEU | baseline BLEU | paired-bs p | baseline hypotheses changed |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {row['bleu']:.2f} +- {row['ci']:.2f} | {row['ar_bleu']:.2f} | {row['p_value']:.4f} "
               f"| {row['changed_share']:.1%} |" for name, row in bootstrap.items()]
+    lines += ["", "The p-value says whether a difference is consistent under resampling, not how large it is: a few "
+              "changed lines that move BLEU by hundredths can give a small p (read it with the BLEU columns)."]
     lines += ["", f"Controlled post-editing: {len(postedit_check.EDIT_KINDS)} kinds of edit, "
               f"{shares['all']['sentences']} test references; the refill check: {refill['tokens']} test reference "
               "tokens.", "",
@@ -177,6 +179,7 @@ def main(argv=None) -> int:
     result = {"command": command_line("benchmarks/refinement.py", argv),
               "machine": machine(), "checkpoint": str(args.path), "decode_steps": args.decode_steps,
               "step_sweep": sweep, "remask_share": args.remask_share, "verify_edits": args.verify_edits,
+              "whole_word_edits": args.whole_word_edits,
               "bootstrap": bootstrap, "postedit": postedit, "refill": refill,
               "signature": bleu_score(ar, references)[1]}
     write_results(args.out_dir / f"refinement.{args.name}", result, markdown(args, result))

@@ -28,6 +28,12 @@ locked token is never deleted or replaced, and nothing is inserted between two
 tokens of the same locked span. Locks follow their tokens through the edits;
 tokens written by the generator are free.
 
+Whole-word edits (``whole_word_edits``): the tagger's edits inside a word are
+widened to the whole word before the fills (``diffuser_mt.edits.whole_word_tags``),
+so a wrong word is rewritten whole instead of having its first piece replaced
+and its other pieces kept. Not part of the paper, which corrupts whole words
+in training (``--edit-unit word``) but tags subword tokens.
+
 Confidence re-editing (``remask_share`` > 0, ``diffuser_mt.confidence``): on
 top of the tagger's edits, each step tags REPLACE a linearly decaying number
 of the tokens the generator itself is least sure of (Mask-Predict's schedule),
@@ -69,7 +75,7 @@ from diffuser_mt.canvas import build_canvas, kept_tokens
 from diffuser_mt.confidence import remask_count, remask_tags, token_confidences
 from diffuser_mt.edit_model import DecodeVocabulary, EditModel
 from diffuser_mt.edit_verification import sentence_scores
-from diffuser_mt.edits import Tag, apply_edits, edit_spans
+from diffuser_mt.edits import Tag, apply_edits, edit_spans, whole_word_tags
 from diffuser_mt.span_filling import FREE_LENGTH, FillCandidate, FillRequest, TokenSearch, fill_spans
 
 
@@ -81,7 +87,9 @@ class DecodeConfig:
     chosen (> 0: a token is edited only where the tagger is that much surer of an edit); remask_share: share of
     x_t re-edited at the first step by confidence, decaying linearly over the steps (0 = off); sample_tags: draw
     each tag from the tagger's distribution (after keep_bias) instead of taking the most likely; verify_edits:
-    keep an edit only if the generator scores the edited text higher (``diffuser_mt.edit_verification``)."""
+    keep an edit only if the generator scores the edited text higher (``diffuser_mt.edit_verification``);
+    whole_word_edits: widen each of the tagger's edits inside a word to the whole word (``whole_word_tags``; needs
+    the vocabulary's word starts)."""
 
     steps: int = 12
     token_beam: int = 1
@@ -93,6 +101,7 @@ class DecodeConfig:
     remask_share: float = 0.0
     sample_tags: bool = False
     verify_edits: bool = False
+    whole_word_edits: bool = False
 
     def __post_init__(self):
         if self.steps < 0:
@@ -154,12 +163,14 @@ FREE = -1  # the lock of a token that may be edited
 
 
 def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int] | None = None,
-                keep_bias: float = 0.0, rng: np.random.Generator | None = None) -> list[int]:
+                keep_bias: float = 0.0, rng: np.random.Generator | None = None,
+                word_starts: Sequence[bool] | None = None) -> list[int]:
     """Most likely tag per canvas position (drawn from the tagger's distribution with ``rng``), under the
     decoder's constraints (see module docstring).
 
     tag_log_probs: (L+1, NUM_TAGS); locks: L lock ids or None; keep_bias is added to every KEEP
-    log-probability first. Returns L+1 tags with at most ``max_spans`` spans.
+    log-probability first; with ``word_starts`` (L flags) edits inside a word are widened to it
+    (``whole_word_tags``). Returns L+1 tags with at most ``max_spans`` spans.
     """
     log_probs = tag_log_probs.float().clone()
     log_probs[:, Tag.KEEP] += keep_bias
@@ -177,6 +188,8 @@ def choose_tags(tag_log_probs: torch.Tensor, max_spans: int, locks: Sequence[int
         cumulative = torch.softmax(log_probs.double(), dim=-1).cumsum(-1).numpy()
         draws = rng.random(len(cumulative)) * cumulative[:, -1]
         tags = (cumulative <= draws[:, None]).sum(-1).tolist()  # the first tag whose cumulative exceeds the draw
+    if word_starts is not None:
+        tags = whole_word_tags(tags, word_starts, [lock == FREE for lock in locks] if locks is not None else None)
     spans = edit_spans(tags)
     for _, start, end in spans[max_spans:]:
         tags[start:end] = [Tag.KEEP] * (end - start)
@@ -236,7 +249,8 @@ def _step(model, beams, running, vocab, config, rngs, limits, step):
     if config.sample_tags and rngs is None:
         raise ValueError("sampled tags need one numpy Generator per source row")
     tag_choices = [choose_tags(log_probs, vocab.max_spans, hypothesis.locks, config.keep_bias,
-                               rngs[row] if config.sample_tags else None)
+                               rngs[row] if config.sample_tags else None,
+                               vocab.word_starts_of(hypothesis.tokens) if config.whole_word_edits else None)
                    for log_probs, (row, hypothesis) in zip(tag_log_probs, parents)]
     span_lengths = [()] * len(parents)
     if config.remask_share > 0:

@@ -58,10 +58,13 @@ class DecodeVocabulary:
     fillable: bool tensor (V,), True for ids the generator may write inside a fill
     (real tokens: no bos/eos/pad/unk, no sentinel). Span terminators (the next
     sentinel, eos after the last span) are allowed by the decoder on its own.
+    word_starts: optional bool tensor (V,), True for ids that begin a word
+    (sentencepiece's ▁), for whole-word edits.
     """
 
     ids: SpecialIds
     fillable: torch.Tensor
+    word_starts: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.fillable.dtype != torch.bool or self.fillable.dim() != 1:
@@ -71,10 +74,19 @@ class DecodeVocabulary:
             raise ValueError("bos, eos, pad and the span sentinels must not be fillable")
         if not self.fillable.any():
             raise ValueError("no fillable token: the generator could write nothing")
+        if self.word_starts is not None and (self.word_starts.dtype != torch.bool
+                                             or self.word_starts.shape != self.fillable.shape):
+            raise ValueError("word_starts must be a bool tensor of fillable's shape (one flag per vocabulary id)")
 
     @property
     def max_spans(self) -> int:
         return len(self.ids.sentinels)
+
+    def word_starts_of(self, tokens: Sequence[int]) -> list[bool]:
+        """One flag per token: does it begin a word? Raises ValueError without ``word_starts``."""
+        if self.word_starts is None:
+            raise ValueError("whole-word edits need the vocabulary's word starts (a sentencepiece dictionary)")
+        return self.word_starts[torch.as_tensor(list(tokens), dtype=torch.long)].tolist() if tokens else []
 
     def single_fill_log_probs(self, log_probs: torch.Tensor) -> torch.Tensor:
         """(N, V) generator log-probs renormalised over what the one fill of a canvas may write next: a fillable

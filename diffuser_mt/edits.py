@@ -122,3 +122,29 @@ def apply_edits(tokens, tags, fills: Sequence) -> list[int]:
         elif tag == Tag.REPLACE and position in fill_at:
             output.extend(fill_at[position])
     return output
+
+
+def whole_word_tags(tags, word_starts: Sequence[bool], editable: Sequence[bool] | None = None) -> list[int]:
+    """Canvas tags with each edit inside a word widened to the whole word: the decoder's word unit.
+
+    ``word_starts``: one flag per token of x_t (len(tags) - 1), True where a word begins (sentencepiece's ▁);
+    the first token always begins one. A word is edited inside when one of its tokens is REPLACE or DELETE, or
+    one before its last is INSERT (an insertion that splits it). Such a word becomes one REPLACE run, so the
+    generator rewrites it whole, unless every token is DELETE (the word is deleted). INSERT after a word's last
+    token and the start slot are left as they are; so is a word with a token whose ``editable`` flag is False.
+    The span count may change: callers apply their span limit afterwards.
+    """
+    tags = _validated_tags(tags)
+    if len(word_starts) != len(tags) - 1:
+        raise ValueError(f"need one word-start flag per token: got {len(word_starts)} for {len(tags) - 1} tokens")
+    starts = [index for index, flag in enumerate(word_starts) if flag or index == 0]
+    widened = list(tags)
+    for start, end in zip(starts, starts[1:] + [len(word_starts)]):
+        word = tags[start + 1:end + 1]
+        splits = any(tag in (Tag.REPLACE, Tag.DELETE) for tag in word) or Tag.INSERT in word[:-1]
+        if not splits or all(tag == Tag.DELETE for tag in word):
+            continue
+        if editable is not None and not all(editable[start:end]):
+            continue
+        widened[start + 1:end + 1] = [Tag.REPLACE] * (end - start)
+    return widened

@@ -25,7 +25,6 @@ import torch
 
 from diffuser_mt.drafts import keep_span_bounds, locked_draft, piece_encoder
 from diffuser_mt.edit_decoder import DecodeConfig, decode
-from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask
 from diffuser_mt.start_states import length_limit, sentence_rng
 from diffuser_mt.textio import InputError, atomic_write, read_lines
 from diffuser_mt.traces import render_ansi, render_html, trace_steps
@@ -157,7 +156,7 @@ def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: i
                                            left_pad=True)
     src_lengths = torch.tensor([len(ids) for ids in source_ids])
     src_tokens, src_lengths = src_tokens.to(device), src_lengths.to(device)
-    vocab = DecodeVocabulary(task.special_ids, fillable_mask(task.noise_vocab))
+    vocab = task.decode_vocabulary()
     with torch.no_grad():
         edit_model = FairseqEditModel(model, src_tokens, src_lengths, dictionary.bos(), dictionary.pad())
         rngs = [sentence_rng(seed, ids[:-1]) for ids in source_ids]  # without eos, as fairseq-generate's

@@ -132,7 +132,8 @@ def test_source_start_with_zero_steps_returns_the_source(decoded):
                                      ("--remask-share", "0.5", "--sample-tags", "--init-mode", "random",
                                       "--decode-steps", "3"),
                                      ("--verify-edits", "--init-mode", "random", "--decode-steps", "3",
-                                      "--token-beam", "2", "--revision-beam", "2")])
+                                      "--token-beam", "2", "--revision-beam", "2"),
+                                     ("--whole-word-edits", "--init-mode", "random", "--decode-steps", "3")])
 def test_output_does_not_depend_on_the_batch_size(decoded, options):
     one, many = decoded(*options, "--batch-size", "1"), decoded(*options)
     assert len(hypotheses(one)) == TEST_SENTENCES

@@ -361,3 +361,44 @@ def test_sampled_tags_need_generators_and_run_every_step():
     rngs = [np.random.default_rng([4, row]) for row in range(len(STARTS))]
     results = decode(RandomToyModel(), STARTS, VOCAB, DecodeConfig(steps=4, max_length=12, sample_tags=True), rngs)
     assert all(len(hypotheses[0].history) == 4 for hypotheses in results)
+
+
+# A and C begin words, B and D continue them: [A, B, C] is two words, "AB" and "C"
+WORD_VOCAB = DecodeVocabulary(IDS, FILLABLE, word_starts=torch.tensor([True] * 5 + [True, False, True, False, True]))
+
+
+def first_piece_replaced(row, seq):
+    return tag_table([Tag.KEEP, Tag.REPLACE, Tag.KEEP, Tag.KEEP] if seq == [A, B, C] else [Tag.KEEP] * (len(seq) + 1))
+
+
+def writes_e(row, generated):
+    return log_probs_of({E: 1.0} if not generated else {IDS.eos: 1.0}, V)
+
+
+@pytest.mark.parametrize("whole_word_edits, expected", [(False, [E, B, C]), (True, [E, C])])
+def test_whole_word_edits_rewrite_the_word_whole(whole_word_edits, expected):
+    model = ToyModel(first_piece_replaced, writes_e)
+    hypotheses, = decode(model, [[A, B, C]], WORD_VOCAB, DecodeConfig(steps=2, whole_word_edits=whole_word_edits))
+    assert hypotheses[0].tokens == expected
+    assert hypotheses[0].history[0].tags == ((Tag.KEEP, Tag.REPLACE, Tag.REPLACE, Tag.KEEP) if whole_word_edits
+                                             else (Tag.KEEP, Tag.REPLACE, Tag.KEEP, Tag.KEEP))
+
+
+def test_whole_word_edits_keep_the_span_limit():
+    # three two-piece words with their continuation deleted, a kept word between them: three REPLACE spans after
+    # widening, two sentinels, so the last word stays
+    kept_word, cut_word = [Tag.KEEP], [Tag.KEEP, Tag.DELETE]
+    tags = choose_tags(tag_table([Tag.KEEP] + (cut_word + kept_word) * 2 + cut_word), max_spans=2,
+                       word_starts=[True, False, True] * 2 + [True, False])
+    replaced_word = [Tag.REPLACE, Tag.REPLACE]
+    assert tags == [Tag.KEEP] + (replaced_word + kept_word) * 2 + [Tag.KEEP, Tag.KEEP]
+
+
+def test_whole_word_edits_need_word_starts():
+    with pytest.raises(ValueError, match="word starts"):
+        decode(ToyModel(first_piece_replaced, writes_e), [[A, B, C]], VOCAB, DecodeConfig(whole_word_edits=True))
+
+
+def test_word_starts_must_cover_the_vocabulary():
+    with pytest.raises(ValueError, match="word_starts must be a bool tensor"):
+        DecodeVocabulary(IDS, FILLABLE, word_starts=torch.ones(V - 1, dtype=torch.bool))

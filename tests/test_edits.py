@@ -1,10 +1,10 @@
-"""apply_edits and edit_spans on hand-built canvases, and their validation errors."""
+"""apply_edits, edit_spans and whole_word_tags on hand-built canvases, and their validation errors."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from diffuser_mt.edits import NUM_TAGS, TAG_PAD, Tag, apply_edits, edit_spans
+from diffuser_mt.edits import NUM_TAGS, TAG_PAD, Tag, apply_edits, edit_spans, whole_word_tags
 
 K, D, R, I = Tag.KEEP, Tag.DELETE, Tag.REPLACE, Tag.INSERT  # noqa: E741  (I: the INSERT letter of the E- lines)
 
@@ -105,3 +105,52 @@ def test_padded_tag_targets_do_not_count_in_the_tagger_loss():
     targets = torch.tensor([Tag.KEEP, Tag.INSERT, TAG_PAD, TAG_PAD])
     padded = F.cross_entropy(logits, targets, ignore_index=TAG_PAD, reduction="sum")
     assert padded == F.cross_entropy(logits[:2], targets[:2], reduction="sum")
+
+
+# four tokens, two words: "ab" (a word start and a continuation) and "cd"
+TWO_WORDS = [True, False, True, False]
+
+
+@pytest.mark.parametrize("tags, expected", [
+    ([K, K, K, K, K], [K, K, K, K, K]),             # nothing edited
+    ([K, R, K, K, K], [K, R, R, K, K]),             # the word's first piece replaced: the word is rewritten
+    ([K, K, R, K, K], [K, R, R, K, K]),             # its continuation replaced
+    ([K, K, R, R, K], [K, R, R, R, R]),             # a run across the boundary: both words
+    ([K, D, D, K, K], [K, D, D, K, K]),             # every piece deleted: the word is deleted
+    ([K, D, K, K, K], [K, R, R, K, K]),             # a piece deleted: the word is rewritten
+    ([K, K, I, K, K], [K, K, I, K, K]),             # an insertion after the word
+    ([K, I, K, K, K], [K, R, R, K, K]),             # an insertion inside the word
+    ([I, K, K, K, I], [I, K, K, K, I]),             # the start slot and the end
+    ([K, R, I, K, D], [K, R, R, R, R]),             # one word rewritten, the other partly deleted
+])
+def test_whole_word_tags(tags, expected):
+    assert whole_word_tags(tags, TWO_WORDS) == expected
+
+
+def test_whole_word_tags_leave_words_with_a_locked_token():
+    assert whole_word_tags([K, R, K, K, K], TWO_WORDS, editable=[True, False, True, True]) == [K, R, K, K, K]
+    assert whole_word_tags([K, K, K, R, K], TWO_WORDS, editable=[True, False, True, True]) == [K, K, K, R, R]
+
+
+def test_whole_word_tags_treat_the_first_token_as_a_word_start():
+    assert whole_word_tags([K, K, R, K], [False, False, True]) == [K, R, R, K]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_whole_word_tags_edit_words_whole(seed):
+    rng = np.random.default_rng(seed)
+    length = int(rng.integers(1, 12))
+    starts = [True] + (rng.random(length - 1) < 0.5).tolist()
+    tags = [int(rng.choice([K, I]))] + rng.choice(4, size=length, p=[0.6, 0.1, 0.2, 0.1]).tolist()
+    widened = whole_word_tags(tags, starts)
+    assert whole_word_tags(widened, starts) == widened
+    bounds = [i for i, flag in enumerate(starts) if flag] + [length]
+    for start, end in zip(bounds, bounds[1:]):
+        word, before = widened[start + 1:end + 1], tags[start + 1:end + 1]
+        assert word in ([R] * (end - start), [D] * (end - start)) or (
+            set(word[:-1]) <= {K} and word[-1] in (K, I) and word == before)
+
+
+def test_whole_word_tags_need_one_flag_per_token():
+    with pytest.raises(ValueError, match="one word-start flag per token"):
+        whole_word_tags([K, K, K], [True])

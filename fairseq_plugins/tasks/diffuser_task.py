@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+import torch
 from fairseq import metrics, utils
 from fairseq.data import data_utils
 from fairseq.dataclass import ChoiceEnum
@@ -147,6 +148,11 @@ class DiffuserConfig(LanguagePairConfig):
         metadata={"help": "decoding: keep a step's edit of a sentence only if the generator, reading the edited text "
                           "as a left-to-right model on an empty canvas, gives it a higher mean log-probability per "
                           "token than the text before (not in the paper; diffuser_mt.edit_verification)"})
+    whole_word_edits: bool = field(
+        default=False,
+        metadata={"help": "decoding: widen each of the tagger's edits inside a word to the whole word (sentencepiece "
+                          "word starts), so the generator rewrites a wrong word whole instead of its first piece; a "
+                          "word with every piece deleted is deleted (not in the paper)"})
     force_decode_steps: bool = field(
         default=False,
         metadata={"help": "decoding: run all --decode-steps for every sentence; by default a sentence stops once a "
@@ -165,7 +171,7 @@ class DiffuserTask(LanguagePairTask):
     cfg: DiffuserConfig
     DECODING_OPTIONS = ("decode_steps", "init_mode", "token_beam", "revision_beam", "nucleus_p",
                         "force_decode_steps", "keep_bias", "remask_share", "sample_tags",
-                        "verify_edits", "print_edit_history")
+                        "verify_edits", "whole_word_edits", "print_edit_history")
 
     def __init__(self, cfg: DiffuserConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -221,6 +227,12 @@ class DiffuserTask(LanguagePairTask):
             # every hypothesis empty: the translation task then logs no bleu and --best-checkpoint-metric bleu fails
             metrics.log_derived("bleu", lambda meters: 0.0)
 
+    def decode_vocabulary(self) -> DecodeVocabulary:
+        """What the edit decoder may write, and which ids begin a word (for --whole-word-edits)."""
+        symbols = self.tgt_dict.symbols
+        word_starts = torch.tensor([symbol.startswith(WORD_START) for symbol in symbols], dtype=torch.bool)
+        return DecodeVocabulary(self.special_ids, fillable_mask(self.noise_vocab), word_starts=word_starts)
+
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The edit decoder. ``args`` (fairseq's generation options, or --eval-bleu-args during training)
         may override the task's decoding options of the same names, e.g. '{"decode_steps": 4}'."""
@@ -229,7 +241,7 @@ class DiffuserTask(LanguagePairTask):
         mode = resolve_start_mode(str(options.pop("init_mode")), self.corpus_task)
         if mode == "file" and self.init_tokens is None:
             raise SystemExit("error: --init-mode file needs --init-file, read when fairseq-generate loads the split")
-        vocab = DecodeVocabulary(self.special_ids, fillable_mask(self.noise_vocab))
+        vocab = self.decode_vocabulary()
         start = StartSettings(mode=mode, noise_vocab=self.noise_vocab, seed=self.cfg.seed,
                               init_tokens=self.init_tokens)
         print_edit_history = options.pop("print_edit_history")
@@ -256,7 +268,8 @@ def decode_config(options: dict, max_length: int) -> DecodeConfig:
                                             keep_bias=options["keep_bias"],
                                             remask_share=options["remask_share"],
                                             sample_tags=options["sample_tags"],
-                                            verify_edits=options["verify_edits"]),
+                                            verify_edits=options["verify_edits"],
+                                            whole_word_edits=options["whole_word_edits"]),
                        "diffuser decoding option")
 
 
