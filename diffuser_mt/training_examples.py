@@ -6,8 +6,8 @@ its reverse target. Sources of x̂:
 * corruption (``make_training_example``): draw t, corrupt x_0 to x_t, read
   the reverse supervision off the chain (what a data-loader worker computes);
 * masking (``make_masking_example``, CMLM's training distribution): x_0 with
-  a uniformly drawn number of its tokens replaced by noise (or a share of them
-  left unchanged, as BERT does), one for one, so the generator learns to
+  a uniformly drawn number of its tokens (or whole words) replaced by noise (or
+  a share of them left unchanged, as BERT does), one for one, so the generator learns to
   rewrite a few tokens inside their context (what confidence re-editing at
   decoding asks of it, ``diffuser_mt.confidence``);
 * a hypothesis of another system or of the model itself
@@ -24,7 +24,7 @@ import numpy as np
 
 from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.canvas import SpecialIds, build_generator_example, limit_spans
-from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary, sample_training_pair
+from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary, sample_training_pair, unit_boundaries
 from diffuser_mt.edits import Tag
 
 
@@ -75,21 +75,24 @@ def make_postedit_example(hypothesis: list[int], x0: list[int], ids: SpecialIds,
 
 
 def make_masking_example(x0: list[int], noise_vocab: NoiseVocabulary, ids: SpecialIds,
-                         rng: np.random.Generator, unchanged: float = 0.0) -> DiffuserExample:
-    """x_0 (no bos/eos) with n ~ U{1..L} tokens at random positions masked: tagged REPLACE, each run's fill its
-    original tokens (as many as the run replaces); an empty x_0 stays empty.
+                         rng: np.random.Generator, unchanged: float = 0.0, unit: str = "token") -> DiffuserExample:
+    """x_0 (no bos/eos) with n ~ U{1..U} of its U units (tokens, or whole words with ``unit="word"``: a word
+    start and its continuations, ``noise_vocab.is_word_start``) masked at random: every token of a masked unit
+    tagged REPLACE, each run's fill its original tokens (as many as the run replaces); an empty x_0 stays empty.
 
-    A masked token is replaced by noise, or, with probability ``unchanged`` (BERT's unchanged share), left as it
-    is: the generator still rewrites it (with visible replaced tokens it learns that a token it re-edits may be
-    right), while the tagger's target there is KEEP.
+    A masked unit's tokens are replaced by noise, or, with probability ``unchanged`` (BERT's unchanged share), left
+    as they are: the generator still rewrites them (with visible replaced tokens it learns that a token it
+    re-edits may be right), while the tagger's target there is KEEP.
     """
     x0 = list(x0)
     if not x0:
         return example_from_edits([], [Tag.KEEP], [], ids)
-    count = int(rng.integers(1, len(x0) + 1))
-    masked = np.zeros(len(x0), dtype=bool)
-    masked[rng.choice(len(x0), size=count, replace=False)] = True
-    noised = masked & (rng.random(len(x0)) >= unchanged) if unchanged > 0 else masked
+    lengths = np.diff(unit_boundaries(x0, unit, noise_vocab.is_word_start))
+    count = int(rng.integers(1, len(lengths) + 1))
+    chosen = np.zeros(len(lengths), dtype=bool)
+    chosen[rng.choice(len(lengths), size=count, replace=False)] = True
+    masked = np.repeat(chosen, lengths)
+    noised = masked & np.repeat(rng.random(len(lengths)) >= unchanged, lengths) if unchanged > 0 else masked
     noise = iter(noise_vocab.sample(rng, int(noised.sum())).tolist())
     x_t = [next(noise) if flag else token for token, flag in zip(x0, noised)]
     example = example_from_edits(x_t, *_replaced_runs(x0, masked), ids)

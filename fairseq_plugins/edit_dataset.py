@@ -13,8 +13,8 @@ example is, with probability ``postedit_prob``, that hypothesis with the edits
 that take it to x_0 instead of a corruption of x_0. With ``rollin_prob``, an
 example is flagged (``sample["rollin"]``) for the criterion to train again on
 what the model makes of it. With ``masking_prob``, an example is a masking
-example (``make_masking_example``: a uniform number of x_0's tokens replaced
-one for one, a share ``masking_unchanged`` of them left as they are) instead
+example (``make_masking_example``: a uniform number of x_0's tokens, or words
+with ``--edit-unit word``, replaced one for one, a share ``masking_unchanged`` of them left as they are) instead
 of a corruption. The draws are seeded by (seed, epoch,
 index) on streams of their own, so the corruption of the other examples does
 not change.
@@ -79,7 +79,8 @@ class EditCorruptionDataset(CompletelyBatched):
                                          self.noise_vocab.is_word_start)
         if self._coin(index, MASKING_STREAM, self.masking_prob):
             rng = np.random.default_rng([self.seed, self.epoch, index, MASKING_STREAM])
-            return make_masking_example(x0, self.noise_vocab, self.ids, rng, self.masking_unchanged)
+            return make_masking_example(x0, self.noise_vocab, self.ids, rng, self.masking_unchanged,
+                                        self.config.unit)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return make_training_example(x0, self.config, self.noise_vocab, self.ids, rng)
 

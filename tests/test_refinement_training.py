@@ -150,6 +150,39 @@ def test_without_an_unchanged_share_masking_examples_are_as_before():
         assert make_masking_example(x0, MASK_NOISE, MASK_IDS, np.random.default_rng([3, i]), unchanged=0.0) == before
 
 
+# ids 11..39; the even ones begin a word
+WORD_NOISE = NoiseVocabulary(40, special_ids=range(11), is_word_start=np.arange(40) % 2 == 0)
+
+
+def words_of(tokens):
+    """Word bounds (start, end) of ``tokens`` under WORD_NOISE; the first token always begins one."""
+    starts = [i for i, token in enumerate(tokens) if i == 0 or token % 2 == 0]
+    return list(zip(starts, starts[1:] + [len(tokens)]))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_word_masking_examples_mask_whole_words_and_reconstruct_x0(seed):
+    rng = np.random.default_rng(seed)
+    x0 = rng.integers(11, 40, size=int(rng.integers(1, 12))).tolist()
+    example = make_masking_example(x0, WORD_NOISE, MASK_IDS, np.random.default_rng([7, seed]), unit="word")
+    x_t, tags = example.tagger_tokens[1:], example.tag_targets
+    assert apply_edits(x_t, tags, fills_of(example.generator_targets, MASK_IDS)) == x0
+    assert len(x_t) == len(x0) and tags[0] == Tag.KEEP and set(tags) <= {Tag.KEEP, Tag.REPLACE}
+    for start, end in words_of(x0):
+        assert len(set(tags[start + 1:end + 1])) == 1  # a word is masked whole or not at all
+    assert Tag.REPLACE in tags
+
+
+def test_word_masking_examples_draw_the_masked_word_count_uniformly():
+    x0 = [12, 13, 14, 16, 17, 19, 18, 20]  # five words: 12 13 | 14 | 16 17 19 | 18 | 20
+    counts = []
+    for i in range(3000):
+        tags = make_masking_example(x0, WORD_NOISE, MASK_IDS, np.random.default_rng([1, i]), unit="word").tag_targets
+        counts.append(sum(tags[start + 1] == Tag.REPLACE for start, _ in words_of(x0)))
+    frequencies = np.bincount(counts, minlength=6)[1:] / len(counts)
+    assert np.abs(frequencies - 0.2).max() < 0.03
+
+
 def test_masking_examples_draw_the_masked_count_uniformly():
     counts = [make_masking_example(list(range(11, 21)), MASK_NOISE, MASK_IDS,
                                    np.random.default_rng([1, i])).tag_targets.count(Tag.REPLACE)
@@ -169,6 +202,20 @@ def test_masking_examples_mix_in_by_their_own_seeded_draw(small_corpus):
                    for i in range(200) if not same[i]]
     assert all(kept_length)
     assert [masked.example(i) for i in range(20)] == [masked.example(i) for i in range(20)]
+
+
+def test_with_word_units_the_task_masks_whole_words(small_corpus):
+    task, dataset = train_set(small_corpus / "bin", "--masking-prob", "1", "--edit-unit", "word")
+    dataset.set_epoch(1)
+    symbols = task.target_dictionary.symbols
+    split_words = 0
+    for index in range(100):
+        x0 = dataset.dataset.tgt[index][:-1].tolist()
+        tags = dataset.example(index).tag_targets
+        starts = [i for i, token in enumerate(x0) if i == 0 or symbols[token].startswith("\u2581")]
+        for start, end in zip(starts, starts[1:] + [len(x0)]):
+            split_words += len(set(tags[start + 1:end + 1])) > 1
+    assert split_words == 0
 
 
 def test_the_linear_noise_schedule_keeps_more_of_x0_in_the_training_examples(small_corpus):
