@@ -8,11 +8,15 @@ word of the training targets, a word dropped, or a word duplicated (the three in
 turn). DiffusER decodes from these drafts (``--init-mode file``, greedy,
 ``--decode-steps`` steps, 2 by default) and the check counts, per kind of edit,
 the share of sentences restored exactly to the reference and the share left
-unchanged. Figures go to ``OUT_DIR/postedit_check.NAME.json`` and ``.md``.
+unchanged. The other sentences (changed, not restored) are split by where the
+edits landed (``edit_location``): at the wrong word only (within one word of it:
+the right place, a wrong fill), there and elsewhere, or elsewhere only. Figures go
+to ``OUT_DIR/postedit_check.NAME.json`` and ``.md``.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -54,14 +58,45 @@ def make_drafts(references: list[str], vocabulary: list[str], seed: int) -> tupl
     return drafts, kinds
 
 
+LOCATIONS = ("at the error only", "at the error and elsewhere", "elsewhere only")
+
+
+def changed_positions(before: list[str], after: list[str]) -> set[int]:
+    """Word positions of ``before`` that an alignment to ``after`` does not keep; an insertion marks the words on
+    both sides of it."""
+    positions = set()
+    for tag, i1, i2, _, _ in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+        if tag != "equal":
+            positions |= set(range(i1, i2)) if i2 > i1 else {i1 - 1, i1}
+    return positions
+
+
+def edit_location(reference: str, draft: str, output: str) -> str:
+    """Where DiffusER's edits of ``draft`` landed, one of LOCATIONS, for an output that changed the draft without
+    restoring the reference: the error is the draft's words the alignment to the reference does not keep, and
+    "at the error" means within one word of it."""
+    draft_words = draft.split()
+    error = changed_positions(draft_words, reference.split())
+    near = {position + shift for position in error for shift in (-1, 0, 1)}
+    edited = changed_positions(draft_words, output.split())
+    if not edited & near:
+        return "elsewhere only"
+    return "at the error only" if edited <= near else "at the error and elsewhere"
+
+
 def shares(references: list[str], drafts: list[str], outputs: list[str], kinds: list[str]) -> dict:
-    """Per kind and overall: sentences, share restored exactly, share left unchanged."""
+    """Per kind and overall: sentences, share restored exactly, share left unchanged, and the share of each
+    LOCATIONS among the sentences (changed but not restored)."""
     result = {}
     for kind in (*EDIT_KINDS, "all"):
         rows = [i for i, k in enumerate(kinds) if kind in ("all", k)]
+        size = max(len(rows), 1)
+        wrong = [edit_location(references[i], drafts[i], outputs[i]) for i in rows
+                 if outputs[i] not in (references[i], drafts[i])]
         result[kind] = {"sentences": len(rows),
-                        "restored": sum(outputs[i] == references[i] for i in rows) / max(len(rows), 1),
-                        "unchanged": sum(outputs[i] == drafts[i] for i in rows) / max(len(rows), 1)}
+                        "restored": sum(outputs[i] == references[i] for i in rows) / size,
+                        "unchanged": sum(outputs[i] == drafts[i] for i in rows) / size,
+                        "edited": {location: wrong.count(location) / size for location in LOCATIONS}}
     return result
 
 
@@ -149,8 +184,10 @@ def main(argv=None) -> int:
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.json") as out:
         json.dump(result, out, indent=2)
     lines = [f"Controlled post-editing ({args.name}, {args.decode_steps} steps, `{' '.join(sys.argv)}`)", "",
-             "| edit | sentences | restored exactly | left unchanged |", "|---|---|---|---|"]
-    lines += [f"| {kind} | {row['sentences']} | {row['restored']:.1%} | {row['unchanged']:.1%} |"
+             "| edit | sentences | restored exactly | left unchanged | changed, not restored: "
+             + " / ".join(LOCATIONS) + " |", "|---|---|---|---|---|"]
+    lines += [f"| {kind} | {row['sentences']} | {row['restored']:.1%} | {row['unchanged']:.1%} | "
+              + " / ".join(f"{row['edited'][location]:.1%}" for location in LOCATIONS) + " |"
               for kind, row in result["shares"].items()]
     lines += ["", f"BLEU of the drafts {result['draft_bleu']:.2f}, after DiffusER {result['output_bleu']:.2f}"]
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.md") as out:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fairseq_helpers import DIFFUSER_TINY, fairseq
 
-from benchmarks.postedit_check import EDIT_KINDS, make_drafts, shares, single_word_edit
+from benchmarks.postedit_check import EDIT_KINDS, edit_location, make_drafts, shares, single_word_edit
 from corpus_helpers import REPO_ROOT
 
 WORDS = "der Hund läuft schnell nach Hause".split()
@@ -32,6 +32,30 @@ def test_drafts_follow_the_seed_and_take_the_kinds_in_turn():
     result = shares(references, drafts, [references[0], drafts[1]] + drafts[2:], kinds)
     assert result["substitute"]["restored"] == pytest.approx(1 / 3) and result["drop"]["unchanged"] == 1.0
     assert result["all"]["sentences"] == 7
+
+
+REFERENCE = "der Hund läuft schnell nach Hause"
+
+
+@pytest.mark.parametrize("draft, output, location", [
+    ("der Katze läuft schnell nach Hause", "der Hunde läuft schnell nach Hause", "at the error only"),
+    ("der Katze läuft schnell nach Hause", "die Katzen läuft schnell nach Hause", "at the error only"),
+    ("der Katze läuft schnell nach Hause", "der Hunde läuft schnell nach Haus", "at the error and elsewhere"),
+    ("der Katze läuft schnell nach Hause", "der Katze läuft langsam nach Hause", "elsewhere only"),
+    ("der Hund schnell nach Hause", "der Hund schnell nach", "elsewhere only"),               # a drop, missed
+    ("der Hund schnell nach Hause", "der Hund rennt schnell nach Hause", "at the error only"),  # the gap filled
+    ("der Hund Hund läuft schnell nach Hause", "der Hund läuft schnell nach", "at the error and elsewhere"),
+])
+def test_edit_locations_say_where_a_wrong_edit_landed(draft, output, location):
+    assert edit_location(REFERENCE, draft, output) == location
+
+
+def test_shares_split_the_wrong_edits_by_location():
+    drafts = ["der Katze läuft schnell nach Hause"] * 4
+    outputs = [REFERENCE, drafts[0], "der Hunde läuft schnell nach Hause", "der Katze läuft langsam nach Hause"]
+    row = shares([REFERENCE] * 4, drafts, outputs, ["substitute"] * 4)["substitute"]
+    assert row["restored"] == row["unchanged"] == 0.25
+    assert row["edited"] == {"at the error only": 0.25, "at the error and elsewhere": 0.0, "elsewhere only": 0.25}
 
 
 def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
