@@ -31,8 +31,9 @@ tokens written by the generator are free.
 Whole-word edits (``whole_word_edits``): the tagger's edits inside a word are
 widened to the whole word before the fills (``diffuser_mt.edits.whole_word_tags``),
 so a wrong word is rewritten whole instead of having its first piece replaced
-and its other pieces kept. Not part of the paper, which corrupts whole words
-in training (``--edit-unit word``) but tags subword tokens.
+and its other pieces kept. The paper computes MT's edit operations over words;
+the tagger here tags subword pieces, and this makes a step's edits word-level
+(training's counterpart: ``--edit-unit word``).
 
 Confidence re-editing (``remask_share`` > 0, ``diffuser_mt.confidence``): on
 top of the tagger's edits, each step tags REPLACE a linearly decaying number

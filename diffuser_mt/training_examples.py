@@ -6,9 +6,9 @@ its reverse target. Sources of x̂:
 * corruption (``make_training_example``): draw t, corrupt x_0 to x_t, read
   the reverse supervision off the chain (what a data-loader worker computes);
 * masking (``make_masking_example``, CMLM's training distribution): x_0 with
-  a uniformly drawn number of its tokens (or whole words) replaced by noise (or
-  a share of them left unchanged, as BERT does), one for one, so the generator learns to
-  rewrite a few tokens inside their context (what confidence re-editing at
+  a uniformly drawn number of its tokens (or whole words) replaced by noise
+  (or a share of them left unchanged, as BERT does), one for one, so the
+  generator learns to rewrite a few tokens inside their context (what confidence re-editing at
   decoding asks of it, ``diffuser_mt.confidence``);
 * a hypothesis of another system or of the model itself
   (``make_postedit_example``): the edits come from a Levenshtein alignment of

@@ -14,10 +14,10 @@ that take it to x_0 instead of a corruption of x_0. With ``rollin_prob``, an
 example is flagged (``sample["rollin"]``) for the criterion to train again on
 what the model makes of it. With ``masking_prob``, an example is a masking
 example (``make_masking_example``: a uniform number of x_0's tokens, or words
-with ``--edit-unit word``, replaced one for one, a share ``masking_unchanged`` of them left as they are) instead
-of a corruption. The draws are seeded by (seed, epoch,
-index) on streams of their own, so the corruption of the other examples does
-not change.
+with ``--edit-unit word``, replaced one for one, a share ``masking_unchanged``
+of them left as they are) instead of a corruption. The draws are seeded by
+(seed, epoch, index) on streams of their own, so the corruption of the other
+examples does not change.
 
 Length-aware batching: after t corruption steps x_t and the generator's
 sequence can be much longer than x_0, and padding every batch to its longest

@@ -152,7 +152,7 @@ class DiffuserConfig(LanguagePairConfig):
         default=False,
         metadata={"help": "decoding: widen each of the tagger's edits inside a word to the whole word (sentencepiece "
                           "word starts), so the generator rewrites a wrong word whole instead of its first piece; a "
-                          "word with every piece deleted is deleted (not in the paper)"})
+                          "word with every piece deleted is deleted (the paper's MT edits are over words)"})
     force_decode_steps: bool = field(
         default=False,
         metadata={"help": "decoding: run all --decode-steps for every sentence; by default a sentence stops once a "
