@@ -31,6 +31,7 @@ from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
 EDIT_KINDS = ("substitute", "drop", "duplicate")
+LOCATIONS = ("at the error only", "at the error and elsewhere", "elsewhere only")  # of a changed, unrestored draft
 
 
 def single_word_edit(words: list[str], kind: str, rng: np.random.Generator, vocabulary: list[str]) -> list[str]:
@@ -58,9 +59,6 @@ def make_drafts(references: list[str], vocabulary: list[str], seed: int) -> tupl
     return drafts, kinds
 
 
-LOCATIONS = ("at the error only", "at the error and elsewhere", "elsewhere only")
-
-
 def changed_positions(before: list[str], after: list[str]) -> set[int]:
     """Word positions of ``before`` that an alignment to ``after`` does not keep; an insertion marks the words on
     both sides of it."""
@@ -85,8 +83,8 @@ def edit_location(reference: str, draft: str, output: str) -> str:
 
 
 def shares(references: list[str], drafts: list[str], outputs: list[str], kinds: list[str]) -> dict:
-    """Per kind and overall: sentences, share restored exactly, share left unchanged, and the share of each
-    LOCATIONS among the sentences (changed but not restored)."""
+    """Per kind and overall: sentences, share restored exactly, share left unchanged, and per LOCATIONS the share
+    of the sentences changed, not restored, with their edits there (the five shares sum to 1)."""
     result = {}
     for kind in (*EDIT_KINDS, "all"):
         rows = [i for i, k in enumerate(kinds) if kind in ("all", k)]
