@@ -229,9 +229,8 @@ class DiffuserTask(LanguagePairTask):
 
     def decode_vocabulary(self) -> DecodeVocabulary:
         """What the edit decoder may write, and which ids begin a word (for --whole-word-edits)."""
-        symbols = self.tgt_dict.symbols
-        word_starts = torch.tensor([symbol.startswith(WORD_START) for symbol in symbols], dtype=torch.bool)
-        return DecodeVocabulary(self.special_ids, fillable_mask(self.noise_vocab), word_starts=word_starts)
+        return DecodeVocabulary(self.special_ids, fillable_mask(self.noise_vocab),
+                                word_starts=torch.from_numpy(word_start_flags(self.tgt_dict)))
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         """The edit decoder. ``args`` (fairseq's generation options, or --eval-bleu-args during training)
@@ -324,6 +323,11 @@ def read_hypothesis_tokens(cfg: DiffuserConfig, path: str, option: str, dictiona
 UNKNOWN_PIECES_LIMIT = 0.2
 
 
+def word_start_flags(dictionary) -> np.ndarray:
+    """(V,) bool: does the symbol begin a word (sentencepiece's ▁)?"""
+    return np.array([symbol.startswith(WORD_START) for symbol in dictionary.symbols], dtype=bool)
+
+
 def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, counts: np.ndarray | None = None
                      ) -> NoiseVocabulary:
     """Noise is drawn from real subwords: no special symbol, sentinel or fairseq padding word; with ``counts``
@@ -333,7 +337,7 @@ def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, counts: np.
     special |= {i for i, symbol in enumerate(symbols) if symbol.startswith("madeupword")}
     is_word_start = None
     if word_starts:
-        is_word_start = np.array([symbol.startswith(WORD_START) for symbol in symbols])
+        is_word_start = word_start_flags(dictionary)
         if not is_word_start.any():
             raise SystemExit("error: --edit-unit word needs a sentencepiece dictionary (no symbol starts with ▁)")
     try:
