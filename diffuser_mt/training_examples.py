@@ -10,6 +10,10 @@ its reverse target. Sources of x̂:
   (or a share of them left unchanged, as BERT does), one for one, so the
   generator learns to rewrite a few tokens inside their context (what confidence re-editing at
   decoding asks of it, ``diffuser_mt.confidence``);
+* word errors (``make_word_error_example``): x_0 with a few whole words
+  substituted, dropped, duplicated or preceded by an inserted word
+  (``diffuser_mt.word_errors``), the errors of a fluent hypothesis, with the
+  edits of their alignment back to x_0;
 * a hypothesis of another system or of the model itself
   (``make_postedit_example``): the edits come from a Levenshtein alignment of
   x̂ to x_0 (``diffuser_mt.alignment``);
@@ -26,6 +30,7 @@ from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.canvas import SpecialIds, build_generator_example, limit_spans
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary, sample_training_pair, unit_boundaries
 from diffuser_mt.edits import Tag
+from diffuser_mt.word_errors import WordVocabulary, inject_word_errors
 
 
 @dataclass
@@ -72,6 +77,16 @@ def make_postedit_example(hypothesis: list[int], x0: list[int], ids: SpecialIds,
     """The example that edits ``hypothesis`` (no bos/eos) into ``x0``, supervised by their alignment."""
     tags, fills = edit_supervision(hypothesis, x0, unit, is_word_start)
     return example_from_edits(list(hypothesis), tags, fills, ids)
+
+
+def make_word_error_example(x0: list[int], words: WordVocabulary, ids: SpecialIds, rng: np.random.Generator,
+                            max_errors: int, is_word_start, unit: str = "token") -> DiffuserExample:
+    """x_0 (no bos/eos) with n ~ U{1..max_errors} word errors (``inject_word_errors``), supervised by the
+    alignment (in ``unit``s) that takes it back to x_0."""
+    if max_errors < 1:
+        raise ValueError(f"max_errors must be >= 1, got {max_errors}")
+    hypothesis = inject_word_errors(x0, int(rng.integers(1, max_errors + 1)), words, rng, is_word_start)
+    return make_postedit_example(hypothesis, x0, ids, unit, is_word_start)
 
 
 def make_masking_example(x0: list[int], noise_vocab: NoiseVocabulary, ids: SpecialIds,

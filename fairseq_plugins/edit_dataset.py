@@ -15,7 +15,9 @@ example is flagged (``sample["rollin"]``) for the criterion to train again on
 what the model makes of it. With ``masking_prob``, an example is a masking
 example (``make_masking_example``: a uniform number of x_0's tokens, or words
 with ``--edit-unit word``, replaced one for one, a share ``masking_unchanged``
-of them left as they are) instead of a corruption. The draws are seeded by
+of them left as they are) instead of a corruption. With ``word_errors_prob``,
+an example is x_0 with 1..``word_errors_max`` word errors
+(``make_word_error_example``) instead of a corruption. The draws are seeded by
 (seed, epoch, index) on streams of their own, so the corruption of the other
 examples does not change.
 
@@ -36,10 +38,12 @@ from diffuser_mt.canvas import SpecialIds
 from diffuser_mt.corruption import CorruptionConfig, NoiseVocabulary
 from diffuser_mt.edits import TAG_PAD
 from diffuser_mt.training_examples import (DiffuserExample, make_masking_example, make_postedit_example,
-                                           make_training_example)
+                                           make_training_example, make_word_error_example)
+from diffuser_mt.word_errors import WordVocabulary
 from fairseq_plugins.complete_batching import CompletelyBatched
 
-POSTEDIT_STREAM, ROLLIN_STREAM, MASKING_STREAM = 1, 2, 3  # seed-sequence suffixes of the per-example draws
+# seed-sequence suffixes of the per-example draws
+POSTEDIT_STREAM, ROLLIN_STREAM, MASKING_STREAM, WORD_ERRORS_STREAM = 1, 2, 3, 4
 
 
 class EditCorruptionDataset(CompletelyBatched):
@@ -48,14 +52,18 @@ class EditCorruptionDataset(CompletelyBatched):
     def __init__(self, dataset, config: CorruptionConfig, noise_vocab: NoiseVocabulary, ids: SpecialIds,
                  seed: int, fixed_epoch: int | None = None, length_aware: bool = True,
                  hypotheses: list[list[int]] | None = None, postedit_prob: float = 0.0, rollin_prob: float = 0.0,
-                 masking_prob: float = 0.0, masking_unchanged: float = 0.0):
+                 masking_prob: float = 0.0, masking_unchanged: float = 0.0, words: WordVocabulary | None = None,
+                 word_errors_prob: float = 0.0, word_errors_max: int = 3):
         super().__init__(dataset)
         if hypotheses is not None and len(hypotheses) != len(dataset):
             raise ValueError(f"{len(hypotheses)} hypotheses for {len(dataset)} examples")
+        if word_errors_prob > 0 and (words is None or noise_vocab.is_word_start is None):
+            raise ValueError("word errors need a word vocabulary and the noise vocabulary's word starts")
         self.config, self.noise_vocab, self.ids = config, noise_vocab, ids
         self.seed, self.fixed_epoch, self.length_aware = seed, fixed_epoch, length_aware
         self.hypotheses, self.postedit_prob, self.rollin_prob = hypotheses, postedit_prob, rollin_prob
         self.masking_prob, self.masking_unchanged = masking_prob, masking_unchanged
+        self.words, self.word_errors_prob, self.word_errors_max = words, word_errors_prob, word_errors_max
         self.epoch = fixed_epoch or 1
         self._epoch_sizes = None  # (epoch, int64 array of padded sizes per index)
 
@@ -81,6 +89,10 @@ class EditCorruptionDataset(CompletelyBatched):
             rng = np.random.default_rng([self.seed, self.epoch, index, MASKING_STREAM])
             return make_masking_example(x0, self.noise_vocab, self.ids, rng, self.masking_unchanged,
                                         self.config.unit)
+        if self._coin(index, WORD_ERRORS_STREAM, self.word_errors_prob):
+            rng = np.random.default_rng([self.seed, self.epoch, index, WORD_ERRORS_STREAM])
+            return make_word_error_example(x0, self.words, self.ids, rng, self.word_errors_max,
+                                           self.noise_vocab.is_word_start, self.config.unit)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return make_training_example(x0, self.config, self.noise_vocab, self.ids, rng)
 

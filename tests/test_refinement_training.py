@@ -218,6 +218,24 @@ def test_with_word_units_the_task_masks_whole_words(small_corpus):
     assert split_words == 0
 
 
+def test_word_error_examples_mix_in_by_their_own_seeded_draw_and_bring_words_of_the_targets(small_corpus):
+    _, plain = train_set(small_corpus / "bin")
+    task, errors = train_set(small_corpus / "bin", "--word-errors-prob", "0.5")
+    for d in (plain, errors):
+        d.set_epoch(1)
+    known = set(task.words.words)
+    assert known and all(words[0] in task.noise_vocab.word_start_ids for words in known)
+    changed = [i for i in range(200) if plain.example(i) != errors.example(i)]
+    assert 0.35 < len(changed) / 200 < 0.65
+    for index in changed:
+        x0 = errors.dataset.tgt[index][:-1].tolist()
+        example = errors.example(index)
+        x_hat = example.tagger_tokens[1:]
+        assert apply_edits(x_hat, example.tag_targets, fills_of(example.generator_targets, task.special_ids)) == x0
+        assert abs(len(x_hat) - len(x0)) <= 3 * max(map(len, known))
+    assert [errors.example(i) for i in range(20)] == [errors.example(i) for i in range(20)]
+
+
 def test_the_linear_noise_schedule_keeps_more_of_x0_in_the_training_examples(small_corpus):
     def kept_share(dataset):
         dataset.set_epoch(1)
@@ -273,6 +291,8 @@ def test_a_small_rollin_token_share_gives_sparse_errors(small_corpus, tmp_path):
     (["--postedit-prob", "0.5"], "--postedit-prob needs --postedit-file"),
     (["--rollin-prob", "1.5"], "--rollin-prob must lie in [0, 1]"),
     (["--masking-prob", "-0.1"], "--masking-prob must lie in [0, 1]"),
+    (["--word-errors-prob", "1.5"], "--word-errors-prob must lie in [0, 1]"),
+    (["--word-errors-prob", "0.5", "--word-errors-max", "0"], "--word-errors-max must be >= 1"),
     (["--rollin-prob", "0.5", "--rollin-token-share", "0"], "--rollin-token-share must lie in (0, 1]"),
     (["--repetition-noise", "0.5", "--edit-unit", "word"], "repetition_noise needs token units"),
     (["--noise-schedule", "linear", "--corruption-keep", "0.9", "--corruption-replace", "0", "--corruption-delete",

@@ -28,6 +28,7 @@ from diffuser_mt.edit_model import DecodeVocabulary, fillable_mask
 from diffuser_mt.noise_schedule import SCHEDULES
 from diffuser_mt.start_states import INIT_MODES, StartSettings, read_init_hypotheses, resolve_start_mode
 from diffuser_mt.textio import InputError
+from diffuser_mt.word_errors import WordVocabulary
 from fairseq_plugins.diffuser_generator import DiffuserGenerator
 from fairseq_plugins.edit_dataset import EditCorruptionDataset
 from fairseq_plugins.generator_protocol import refuse_prefix_constraints
@@ -94,6 +95,16 @@ class DiffuserConfig(LanguagePairConfig):
         metadata={"help": "training: share of the tokens a masking example masks that keep their value instead of "
                           "noise (BERT's unchanged share): the generator still rewrites them, the tagger keeps them; "
                           "with --visible-replaced the generator learns that a token it re-edits may be right"})
+    word_errors_prob: float = field(
+        default=0.0,
+        metadata={"help": "training: share of the examples (of those that are neither post-editing pairs nor masking "
+                          "examples) that are x_0 with a few word errors instead of a corruption: 1..--word-errors-max "
+                          "of its words substituted by a word of the train split's targets (drawn by frequency), "
+                          "dropped, duplicated or preceded by an inserted word, with the edits of their alignment "
+                          "back to x_0 (the errors of a fluent hypothesis; diffuser_mt/word_errors.py)"})
+    word_errors_max: int = field(
+        default=3, metadata={"help": "training: most word errors in one --word-errors-prob example (drawn uniformly "
+                                     "from 1..this)"})
     noise_distribution: ChoiceEnum(NOISE_DISTRIBUTIONS) = field(
         default="uniform",
         metadata={"help": "corruption: draw replace/insert noise tokens uniformly from the vocabulary, or by their "
@@ -184,14 +195,18 @@ class DiffuserTask(LanguagePairTask):
             sentinels=tuple(tgt_dict.index(SENTINEL_FORMAT.format(k)) for k in range(cfg.max_spans)),
         )
         counts = target_counts(cfg, tgt_dict) if cfg.noise_distribution == "unigram" else None
-        self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids, word_starts=cfg.edit_unit == "word",
+        self.noise_vocab = noise_vocabulary(tgt_dict, self.special_ids,
+                                            word_starts=cfg.edit_unit == "word" or cfg.word_errors_prob > 0,
                                             counts=counts)
         self.fillable = fillable_mask(self.noise_vocab)
-        for name in ("postedit_prob", "rollin_prob", "masking_prob", "masking_unchanged"):
+        for name in ("postedit_prob", "rollin_prob", "masking_prob", "masking_unchanged", "word_errors_prob"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
                 raise SystemExit(f"error: --{name.replace('_', '-')} must lie in [0, 1], got {getattr(cfg, name)}")
+        if cfg.word_errors_max < 1:
+            raise SystemExit(f"error: --word-errors-max must be >= 1, got {cfg.word_errors_max}")
         if cfg.postedit_prob > 0 and not cfg.postedit_file:
             raise SystemExit("error: --postedit-prob needs --postedit-file PATH (hypotheses of the train split)")
+        self.words = None  # the words that word errors draw, read from the train split when it is loaded
         self.manifest, self.corpus_task = data_manifest(cfg.data)
         decode_config(self.decoding_options(None), cfg.max_target_positions)  # validate before any work
         self.init_tokens = None  # ids of --init-file's hypotheses, read with the decoded split
@@ -212,12 +227,17 @@ class DiffuserTask(LanguagePairTask):
         if training and self.cfg.postedit_file and self.cfg.postedit_prob > 0:
             hypotheses = read_hypothesis_tokens(self.cfg, self.cfg.postedit_file, "--postedit-file", self.tgt_dict,
                                                 len(pairs), self.manifest)
+        word_errors_prob = self.cfg.word_errors_prob if training else 0.0
+        if word_errors_prob > 0 and self.words is None:
+            targets = train_targets(self.cfg, self.tgt_dict, "--word-errors-prob")
+            self.words = WordVocabulary.from_sentences([ids[:-1] for ids in targets], word_start_flags(self.tgt_dict))
         self.datasets[split] = EditCorruptionDataset(
             pairs, self.corruption, self.noise_vocab, self.special_ids, seed=self.cfg.seed,
             fixed_epoch=None if training else 1, length_aware=not self.cfg.batch_by_clean_length,
             hypotheses=hypotheses, postedit_prob=self.cfg.postedit_prob if training else 0.0,
             rollin_prob=self.cfg.rollin_prob if training else 0.0,
             masking_prob=self.cfg.masking_prob if training else 0.0, masking_unchanged=self.cfg.masking_unchanged,
+            words=self.words, word_errors_prob=word_errors_prob, word_errors_max=self.cfg.word_errors_max,
         )
 
     def reduce_metrics(self, logging_outputs, criterion):
@@ -339,25 +359,31 @@ def noise_vocabulary(dictionary, ids: SpecialIds, word_starts: bool, counts: np.
     if word_starts:
         is_word_start = word_start_flags(dictionary)
         if not is_word_start.any():
-            raise SystemExit("error: --edit-unit word needs a sentencepiece dictionary (no symbol starts with ▁)")
+            raise SystemExit("error: --edit-unit word and --word-errors-prob need a sentencepiece dictionary (no "
+                             "symbol starts with ▁)")
     try:
         return NoiseVocabulary(len(dictionary), special_ids=special, is_word_start=is_word_start, weights=counts)
     except ValueError as err:
         raise SystemExit(f"error: no noise to draw from the target dictionary: {err}") from None
 
 
-# the target sentences of the train split that --noise-distribution unigram counts tokens over
+# the target sentences of the train split that --noise-distribution unigram and --word-errors-prob count over
 COUNTED_SENTENCES = 200_000
 
 
-def target_counts(cfg: DiffuserConfig, dictionary) -> np.ndarray:
-    """(V,) how often each id occurs in the first COUNTED_SENTENCES targets of the train split (of the first data
-    directory). Not the dictionary's counts: a joined dictionary counts the source language's tokens too."""
+def train_targets(cfg: DiffuserConfig, dictionary, option: str) -> list[np.ndarray]:
+    """The first COUNTED_SENTENCES targets of the train split (of the first data directory), ids with eos, for the
+    counts ``option`` needs. Not the dictionary's counts: a joined dictionary counts the source language's tokens
+    too."""
     path = os.path.join(utils.split_paths(cfg.data)[0],
                         f"{cfg.train_subset}.{cfg.source_lang}-{cfg.target_lang}.{cfg.target_lang}")
     targets = data_utils.load_indexed_dataset(path, dictionary, cfg.dataset_impl)
     if targets is None:
-        raise SystemExit(f"error: --noise-distribution unigram counts the train split's target tokens, but {path}.bin "
-                         "is missing")
-    tokens = [targets[index].numpy() for index in range(min(len(targets), COUNTED_SENTENCES))]
-    return np.bincount(np.concatenate(tokens), minlength=len(dictionary)).astype(np.float64)
+        raise SystemExit(f"error: {option} counts the train split's target tokens, but {path}.bin is missing")
+    return [targets[index].numpy() for index in range(min(len(targets), COUNTED_SENTENCES))]
+
+
+def target_counts(cfg: DiffuserConfig, dictionary) -> np.ndarray:
+    """(V,) how often each id occurs in ``train_targets`` (the unigram distribution of --noise-distribution)."""
+    targets = train_targets(cfg, dictionary, "--noise-distribution unigram")
+    return np.bincount(np.concatenate(targets), minlength=len(dictionary)).astype(np.float64)
