@@ -40,13 +40,8 @@ class WordVocabulary:
         """The words of ``sentences`` (token-id sequences, no bos/eos), counted; ``is_word_start``: (V,) bools."""
         counts = Counter()
         for sentence in sentences:
-            tokens = as_token_list(sentence, "sentence")
-            bounds = unit_boundaries(tokens, "word", is_word_start)
-            counts.update(tuple(tokens[start:end]) for start, end in zip(bounds[:-1], bounds[1:]))
+            counts.update(words_of(sentence, is_word_start))
         return cls(counts)
-
-    def __len__(self) -> int:
-        return len(self.words)
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         """One word, drawn by its count."""
@@ -54,18 +49,24 @@ class WordVocabulary:
         return self.words[min(drawn, len(self.words) - 1)]
 
 
+def words_of(tokens, is_word_start) -> list[tuple[int, ...]]:
+    """The words of ``tokens`` (token ids) as tuples: a word start and its continuations (the first token always
+    begins one); ``is_word_start``: (V,) bools."""
+    tokens = as_token_list(tokens, "tokens")
+    bounds = unit_boundaries(tokens, "word", is_word_start)
+    return [tuple(tokens[start:end]) for start, end in zip(bounds[:-1], bounds[1:])]
+
+
 def inject_word_errors(x0, count: int, words: WordVocabulary, rng: np.random.Generator,
                        is_word_start) -> list[int]:
     """``x0`` (token ids, no bos/eos) with ``min(count, number of words)`` distinct words, chosen at random, each
     given one error of a kind drawn uniformly from ERROR_KINDS; a substitute is drawn again while it equals the
     word it replaces (at most SUBSTITUTE_DRAWS draws). An empty ``x0`` stays empty."""
-    tokens = as_token_list(x0, "x0")
-    bounds = unit_boundaries(tokens, "word", is_word_start)
-    sentence = [tuple(tokens[start:end]) for start, end in zip(bounds[:-1], bounds[1:])]
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    chosen = set(rng.choice(len(sentence), size=min(count, len(sentence)), replace=False).tolist())
-    kinds = {position: ERROR_KINDS[int(rng.integers(len(ERROR_KINDS)))] for position in sorted(chosen)}
+    sentence = words_of(x0, is_word_start)
+    chosen = sorted(rng.choice(len(sentence), size=min(count, len(sentence)), replace=False).tolist())
+    kinds = {position: ERROR_KINDS[int(rng.integers(len(ERROR_KINDS)))] for position in chosen}
     hypothesis = []
     for position, word in enumerate(sentence):
         kind = kinds.get(position)

@@ -230,7 +230,7 @@ class DiffuserTask(LanguagePairTask):
         word_errors_prob = self.cfg.word_errors_prob if training else 0.0
         if word_errors_prob > 0 and self.words is None:
             targets = train_targets(self.cfg, self.tgt_dict, "--word-errors-prob")
-            self.words = WordVocabulary.from_sentences([ids[:-1] for ids in targets], word_start_flags(self.tgt_dict))
+            self.words = WordVocabulary.from_sentences([ids[:-1] for ids in targets], self.noise_vocab.is_word_start)
         self.datasets[split] = EditCorruptionDataset(
             pairs, self.corruption, self.noise_vocab, self.special_ids, seed=self.cfg.seed,
             fixed_epoch=None if training else 1, length_aware=not self.cfg.batch_by_clean_length,
