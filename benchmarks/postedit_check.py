@@ -12,6 +12,13 @@ unchanged. The other sentences (changed, not restored) are split by where the
 edits landed (``edit_location``): at the wrong word only (within one word of it:
 the right place, a wrong fill), there and elsewhere, or elsewhere only. Figures go
 to ``OUT_DIR/postedit_check.NAME.json`` and ``.md``.
+
+With ``--gold-tags`` the tagger is replaced by the gold edits (``diffuser_mt.gold_tags``): every step edits
+exactly the words where the text differs from its reference, and only the fills are the model's. The share
+restored is then the ceiling of any tagger with this generator (a duplicated word is always restored: its edit
+is a deletion), and the check's figures split into the tagger's part and the generator's. The run also reports,
+per kind, how often the model's own tagger ranks an error position first (its highest 1 - P(KEEP) lies on a
+position the gold edits change): its detection, free of any threshold or keep bias.
 """
 from __future__ import annotations
 
@@ -22,12 +29,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
+from diffuser_mt.drafts import piece_encoder  # noqa: E402
+from diffuser_mt.edit_decoder import DecodeConfig, decode  # noqa: E402
+from diffuser_mt.edits import Tag  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
+from diffuser_mt.gold_tags import GoldTagModel  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
+from diffuser_mt.start_states import length_limit  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
 
 EDIT_KINDS = ("substitute", "drop", "duplicate")
@@ -98,6 +112,12 @@ def shares(references: list[str], drafts: list[str], outputs: list[str], kinds: 
     return result
 
 
+def detection_shares(detected: list[bool], kinds: list[str]) -> dict:
+    """Per kind and overall: the share of drafts whose ``detected`` flag is set."""
+    return {kind: float(np.mean([flag for flag, k in zip(detected, kinds) if kind in ("all", k)] or [0.0]))
+            for kind in (*EDIT_KINDS, "all")}
+
+
 SHARED_OPTIONS = ("data", "path", "reference", "train_targets", "spm_model", "out_dir", "name", "batch_size",
                   "keep_bias", "remask_share", "verify_edits", "whole_word_edits", "max_len_a", "max_len_b", "seed")
 
@@ -146,7 +166,75 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_shared_arguments(parser)
     parser.add_argument("--decode-steps", type=int, default=2, help="edit steps from the draft")
-    return parser.parse_args(argv)
+    parser.add_argument("--gold-tags", action="store_true",
+                        help="replace the tagger by the gold word edits towards each reference: the generator alone")
+    args = parser.parse_args(argv)
+    if args.gold_tags and (args.keep_bias or args.remask_share or args.verify_edits or args.whole_word_edits):
+        parser.error("--gold-tags replaces the tagger: --keep-bias, --remask-share, --verify-edits and "
+                     "--whole-word-edits do not apply")
+    return args
+
+
+def fairseq_outputs(args: argparse.Namespace, draft_file: Path, sentences: int) -> list[str]:
+    """DiffusER's outputs from the drafts: fairseq-generate --task diffuser --init-mode file."""
+    generate_output = args.out_dir / f"postedit_generate.{args.name}.txt"
+    run_fairseq("fairseq-generate", [
+        args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
+        "--init-mode", "file", "--init-file", draft_file, "--init-spm-model", args.spm_model,
+        "--decode-steps", args.decode_steps, "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model,
+        "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
+        "--remask-share", args.remask_share, *decoder_flags(args), "--batch-size", args.batch_size,
+        "--required-batch-size-multiple", 1,
+        "--cpu", "--seed", args.seed,
+    ], stdout_path=generate_output)
+    outputs = read_hypotheses(generate_output, prefix="D")
+    if len(outputs) != sentences:
+        raise InputError(f"{generate_output}: {len(outputs)} hypotheses for {sentences} references")
+    return outputs
+
+
+GOLD_TAG_BATCH = 64
+
+
+def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[str], list[bool]]:
+    """DiffusER's outputs from the drafts with gold word tags (``diffuser_mt.gold_tags``), greedy fills, decoded
+    in this process as fairseq-generate would (same drafts, same length cap); and per draft, whether the model's
+    own tagger is least sure to keep a position the gold tags edit."""
+    import fairseq_plugins  # noqa: F401  (registers the task and models)
+    from fairseq import checkpoint_utils
+    from fairseq.data import data_utils
+
+    from fairseq_plugins.diffuser_generator import FairseqEditModel
+
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(args.path)], arg_overrides={
+        "data": str(args.data), "init_mode": "file", "init_file": str(draft_file),
+        "init_spm_model": str(args.spm_model)})
+    model = models[0].eval()
+    task.load_dataset("test")
+    pairs, drafts = task.datasets["test"].dataset, task.init_tokens
+    vocab = task.decode_vocabulary()
+    ids = task.special_ids
+    pieces = piece_encoder(args.spm_model, None, "--spm-model")
+    config = DecodeConfig(steps=args.decode_steps)
+    outputs, detected = [], []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(pairs), GOLD_TAG_BATCH), desc="gold tags", unit="batch"):
+            rows = range(start, min(len(pairs), start + GOLD_TAG_BATCH))
+            sources = [pairs[i]["source"] for i in rows]
+            edit_model = FairseqEditModel(model, data_utils.collate_tokens(sources, ids.pad, left_pad=True),
+                                          torch.tensor([len(source) for source in sources]), ids.bos, ids.pad)
+            gold = GoldTagModel(edit_model, [pairs[i]["target"][:-1].tolist() for i in rows], "word",
+                                vocab.word_starts.numpy())
+            starts = [drafts[i] for i in rows]
+            for own, gold_tags in zip(edit_model.tag_log_probs(range(len(starts)), starts),
+                                      gold.tag_log_probs(range(len(starts)), starts)):
+                detected.append(bool(gold_tags[int(own[:, Tag.KEEP].argmin()), Tag.KEEP] < 0))
+            limits = [length_limit(len(source), args.max_len_a, args.max_len_b, len(drafts[i]))
+                      for source, i in zip(sources, rows)]
+            results = decode(gold, starts, vocab, config, max_lengths=limits)
+            outputs += [pieces.decode([task.tgt_dict[token] for token in hypotheses[0].tokens])
+                        for hypotheses in results]
+    return outputs, detected
 
 
 def main(argv=None) -> int:
@@ -159,35 +247,35 @@ def main(argv=None) -> int:
         draft_file = args.out_dir / f"postedit_drafts.{args.name}.de"
         with atomic_write(draft_file) as out:
             out.writelines(d + "\n" for d in drafts)
-        generate_output = args.out_dir / f"postedit_generate.{args.name}.txt"
-        run_fairseq("fairseq-generate", [
-            args.data, "--user-dir", USER_DIR, "--task", "diffuser", "--gen-subset", "test", "--path", args.path,
-            "--init-mode", "file", "--init-file", draft_file, "--init-spm-model", args.spm_model,
-            "--decode-steps", args.decode_steps, "--bpe", "sentencepiece", "--sentencepiece-model", args.spm_model,
-            "--max-len-a", args.max_len_a, "--max-len-b", args.max_len_b, "--keep-bias", args.keep_bias,
-            "--remask-share", args.remask_share, *decoder_flags(args), "--batch-size", args.batch_size,
-            "--required-batch-size-multiple", 1,
-            "--cpu", "--seed", args.seed,
-        ], stdout_path=generate_output)
-        outputs = read_hypotheses(generate_output, prefix="D")
-        if len(outputs) != len(references):
-            raise InputError(f"{generate_output}: {len(outputs)} hypotheses for {len(references)} references")
+        detected = None
+        if args.gold_tags:
+            outputs, detected = gold_tag_outputs(args, draft_file)
+            with atomic_write(args.out_dir / f"postedit_outputs.{args.name}.de") as out:
+                out.writelines(o + "\n" for o in outputs)
+        else:
+            outputs = fairseq_outputs(args, draft_file, len(references))
     except (InputError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "seed": args.seed,
+              "gold_tags": args.gold_tags,
               "shares": shares(references, drafts, outputs, kinds),
+              "tagger_ranks_error_first": detection_shares(detected, kinds) if detected is not None else None,
               "draft_bleu": corpus_bleu(drafts, references)["bleu"],
               "output_bleu": corpus_bleu(outputs, references)["bleu"]}
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.json") as out:
         json.dump(result, out, indent=2)
-    lines = [f"Controlled post-editing ({args.name}, {args.decode_steps} steps, `{' '.join(sys.argv)}`)", "",
+    tagger = "gold tags, " if args.gold_tags else ""
+    lines = [f"Controlled post-editing ({args.name}, {tagger}{args.decode_steps} steps, `{' '.join(sys.argv)}`)", "",
              "| edit | sentences | restored exactly | left unchanged | changed, not restored: "
              + " / ".join(LOCATIONS) + " |", "|---|---|---|---|---|"]
     lines += [f"| {kind} | {row['sentences']} | {row['restored']:.1%} | {row['unchanged']:.1%} | "
               + " / ".join(f"{row['edited'][location]:.1%}" for location in LOCATIONS) + " |"
               for kind, row in result["shares"].items()]
     lines += ["", f"BLEU of the drafts {result['draft_bleu']:.2f}, after DiffusER {result['output_bleu']:.2f}"]
+    if detected is not None:
+        lines += ["", "The model's own tagger ranks an error position first (least sure to keep it): "
+                  + ", ".join(f"{kind} {share:.1%}" for kind, share in result["tagger_ranks_error_first"].items())]
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.md") as out:
         out.write("\n".join(lines) + "\n")
     print("\n".join(lines))

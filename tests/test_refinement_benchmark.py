@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fairseq_helpers import DIFFUSER_TINY, fairseq
 
-from benchmarks.postedit_check import EDIT_KINDS, edit_location, make_drafts, shares, single_word_edit
+from benchmarks.postedit_check import EDIT_KINDS, edit_location, make_drafts, parse_args, shares, single_word_edit
 from corpus_helpers import REPO_ROOT
 
 WORDS = "der Hund läuft schnell nach Hause".split()
@@ -58,6 +58,12 @@ def test_shares_split_the_wrong_edits_by_location():
     assert row["edited"] == {"at the error only": 0.25, "at the error and elsewhere": 0.0, "elsewhere only": 0.25}
 
 
+def test_gold_tags_replace_the_tagger_and_refuse_its_options():
+    with pytest.raises(SystemExit):
+        parse_args(["--path", "x.pt", "--gold-tags", "--keep-bias", "1"])
+    assert parse_args(["--path", "x.pt", "--gold-tags"]).gold_tags
+
+
 def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
     fairseq("fairseq-train", small_corpus / "bin", *DIFFUSER_TINY, "--max-update", "5", "--save-dir", tmp_path / "ckpt")
     ar = tmp_path / "generate-test.ar.txt"  # the AR's hypotheses as fairseq-generate writes them: D- lines, any order
@@ -90,3 +96,16 @@ def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
     refill = figures["refill"]
     assert refill["tokens"] > 0 and 0.0 <= refill["refill_accuracy"] <= 1.0
     assert 0.0 <= refill["left_to_right_accuracy"] <= 1.0
+
+    gold = [sys.executable, REPO_ROOT / "benchmarks" / "postedit_check.py", "--data", small_corpus / "bin",
+            "--path", tmp_path / "ckpt" / "checkpoint_last.pt", "--reference", small_corpus / "text" / "test.de",
+            "--train-targets", small_corpus / "text" / "train.de", "--spm-model", small_corpus / "text" / "spm.model",
+            "--out-dir", tmp_path / "out", "--name", "gold", "--gold-tags", "--max-len-a", "0", "--max-len-b", "8"]
+    result = subprocess.run(list(map(str, gold)), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    gold_figures = json.loads((tmp_path / "out" / "postedit_check.gold.json").read_text())
+    shares_of = gold_figures["shares"]
+    assert all(0.0 <= share <= 1.0 for share in gold_figures["tagger_ranks_error_first"].values())
+    # gold tags edit exactly at the error, and a duplicate's edit is a deletion: the generator plays no part
+    assert shares_of["duplicate"]["restored"] >= 0.95
+    assert len((tmp_path / "out" / "postedit_outputs.gold.de").read_text().splitlines()) == len(references)

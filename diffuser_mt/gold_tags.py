@@ -1,0 +1,53 @@
+"""A tagger that knows the answer, to measure the generator alone: the ceiling of any tagger with this generator.
+
+``GoldTagModel`` wraps an EditModel and replaces its tagger. Row i's x_t is tagged, with probability 1, with the
+edits ``alignment.edit_supervision`` derives from x_t to reference i (in token or word units), so a decoding
+step edits exactly where x_t differs from the reference and the fills are the generator's own. An x_t equal to
+its reference is all KEEP, which ends its decode. The generator's calls pass through unchanged.
+
+Decoding a draft with it asks: had the tagger found every error, would the generator have written the right
+words there? (``benchmarks/postedit_check.py --gold-tags``.)
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from diffuser_mt.alignment import edit_supervision
+from diffuser_mt.edit_model import EditModel
+from diffuser_mt.edits import NUM_TAGS
+
+
+def certain_tags(tags: Sequence[int]) -> torch.Tensor:
+    """(len(tags), NUM_TAGS) log-probabilities: 0 at each given tag, -inf at every other."""
+    log_probs = torch.full((len(tags), NUM_TAGS), float("-inf"))
+    log_probs[torch.arange(len(tags)), torch.as_tensor(list(tags), dtype=torch.long)] = 0.0
+    return log_probs
+
+
+class GoldTagModel(EditModel):
+    """``model``'s generator with gold tags: x_t of row i tagged with its edits towards ``references[i]``.
+
+    references: token ids per source row (no bos/eos); unit: "token" or "word" (then ``is_word_start``, a bool
+    per vocabulary id, is needed).
+    """
+
+    def __init__(self, model: EditModel, references: Sequence[Sequence[int]], unit: str = "word",
+                 is_word_start=None):
+        self.model, self.references = model, [list(reference) for reference in references]
+        self.unit, self.is_word_start = unit, is_word_start
+
+    def tag_log_probs(self, rows, sequences):
+        return [certain_tags(edit_supervision(list(sequence), self.references[row], self.unit,
+                                              self.is_word_start)[0])
+                for row, sequence in zip(rows, sequences)]
+
+    def next_token_log_probs(self, rows, prefixes):
+        return self.model.next_token_log_probs(rows, prefixes)
+
+    def start_fills(self, rows, prefixes):
+        return self.model.start_fills(rows, prefixes)
+
+    def extend_fills(self, state, parents, tokens):
+        return self.model.extend_fills(state, parents, tokens)
