@@ -193,9 +193,6 @@ def fairseq_outputs(args: argparse.Namespace, draft_file: Path, sentences: int) 
     return outputs
 
 
-GOLD_TAG_BATCH = 64
-
-
 def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[str], list[bool]]:
     """DiffusER's outputs from the drafts with gold word tags (``diffuser_mt.gold_tags``), greedy fills, decoded
     in this process as fairseq-generate would (same drafts, same length cap); and per draft, whether the model's
@@ -218,8 +215,8 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
     config = DecodeConfig(steps=args.decode_steps)
     outputs, detected = [], []
     with torch.no_grad():
-        for start in tqdm(range(0, len(pairs), GOLD_TAG_BATCH), desc="gold tags", unit="batch"):
-            rows = range(start, min(len(pairs), start + GOLD_TAG_BATCH))
+        for start in tqdm(range(0, len(pairs), args.batch_size), desc="gold tags", unit="batch"):
+            rows = range(start, min(len(pairs), start + args.batch_size))
             sources = [pairs[i]["source"] for i in rows]
             edit_model = FairseqEditModel(model, data_utils.collate_tokens(sources, ids.pad, left_pad=True),
                                           torch.tensor([len(source) for source in sources]), ids.bos, ids.pad)
