@@ -24,7 +24,9 @@
    outputs; it no longer cuts a given draft, and ``ar_baseline.py`` decodes
    with the same cap.)
 3. Controlled post-editing (``benchmarks/postedit_check.py``): references with
-   one word substituted, dropped or duplicated; the share restored exactly.
+   one word substituted, dropped or duplicated; the share restored exactly, and
+   the same drafts with gold tags (``--gold-tags``): the generator's ceiling,
+   and how often the model's tagger ranks the error first.
 4. The generator's refill skill (``benchmarks/refill_check.py``): top-1 accuracy
    on the test references as a one-token refill against left to right (and, with
    visible replaced tokens, as a refill of a random token shown there).
@@ -109,10 +111,19 @@ def bootstrap_row(output: Path, ar: list[str], references: list[str], seed: int)
             "changed_share": sum(h != a for h, a in zip(hypotheses, ar)) / len(ar), "signature": test["signature"]}
 
 
+def gold_tag_options(args: argparse.Namespace) -> list[str]:
+    """postedit_check.py's arguments for the same drafts with gold tags (named NAME_gold): the tagger's decoding
+    options do not apply there."""
+    gold = argparse.Namespace(**{**vars(args), "name": f"{args.name}_gold", "keep_bias": 0.0, "remask_share": 0.0,
+                                 "verify_edits": False, "whole_word_edits": False})
+    return [*postedit_check.shared_options(gold), "--gold-tags"]
+
+
 def markdown(args: argparse.Namespace, result: dict) -> str:
     """The results table: one row per question (the README shows it), then the paired bootstrap tests in full."""
     sweep, bootstrap = result["step_sweep"], result["bootstrap"]
     shares, refill = result["postedit"]["shares"], result["refill"]
+    gold, detection = result["postedit_gold_tags"]["shares"], result["postedit_gold_tags"]["tagger_ranks_error_first"]
     edited, own_pass = bootstrap["AR hypotheses (--init-mode file)"], bootstrap["own AR pass (--init-mode ar)"]
     rows = [
         ("random start, greedy: test BLEU after " + " / ".join(sweep["bleu"]) + " steps",
@@ -126,6 +137,10 @@ def markdown(args: argparse.Namespace, result: dict) -> str:
         ("references with one word substituted / dropped / duplicated: restored exactly in 2 steps",
          " / ".join(f"{shares[kind]['restored']:.1%}" for kind in postedit_check.EDIT_KINDS)
          + f" (all {shares['all']['restored']:.1%})"),
+        ("the same with gold tags (the generator's ceiling); the model's tagger ranks the error first",
+         " / ".join(f"{gold[kind]['restored']:.1%}" for kind in postedit_check.EDIT_KINDS)
+         + f" (all {gold['all']['restored']:.1%}); "
+         + " / ".join(f"{detection[kind]:.1%}" for kind in postedit_check.EDIT_KINDS)),
         ("generator top-1 accuracy: one-token refill / left to right",
          f"{refill['refill_accuracy']:.1%} / {refill['left_to_right_accuracy']:.1%}"
          + (f" (a random visible token refilled: {refill['noised_refill_accuracy']:.1%})"
@@ -170,6 +185,9 @@ def main(argv=None) -> int:
         if postedit_check.main(postedit_check.shared_options(args)) != 0:
             return 1
         postedit = json.loads((args.out_dir / f"postedit_check.{args.name}.json").read_text())
+        if postedit_check.main(gold_tag_options(args)) != 0:
+            return 1
+        postedit_gold = json.loads((args.out_dir / f"postedit_check.{args.name}_gold.json").read_text())
         refill_check.main(["--data", str(args.data), "--path", str(args.path), "--out-dir", str(args.out_dir),
                            "--name", args.name])
         refill = json.loads((args.out_dir / f"refill_check.{args.name}.json").read_text())
@@ -180,7 +198,7 @@ def main(argv=None) -> int:
               "machine": machine(), "checkpoint": str(args.path), "decode_steps": args.decode_steps,
               "step_sweep": sweep, "remask_share": args.remask_share, "verify_edits": args.verify_edits,
               "whole_word_edits": args.whole_word_edits,
-              "bootstrap": bootstrap, "postedit": postedit, "refill": refill,
+              "bootstrap": bootstrap, "postedit": postedit, "postedit_gold_tags": postedit_gold, "refill": refill,
               "signature": bleu_score(ar, references)[1]}
     write_results(args.out_dir / f"refinement.{args.name}", result, markdown(args, result))
     return 0

@@ -96,16 +96,9 @@ def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
     refill = figures["refill"]
     assert refill["tokens"] > 0 and 0.0 <= refill["refill_accuracy"] <= 1.0
     assert 0.0 <= refill["left_to_right_accuracy"] <= 1.0
-
-    gold = [sys.executable, REPO_ROOT / "benchmarks" / "postedit_check.py", "--data", small_corpus / "bin",
-            "--path", tmp_path / "ckpt" / "checkpoint_last.pt", "--reference", small_corpus / "text" / "test.de",
-            "--train-targets", small_corpus / "text" / "train.de", "--spm-model", small_corpus / "text" / "spm.model",
-            "--out-dir", tmp_path / "out", "--name", "gold", "--gold-tags", "--max-len-a", "0", "--max-len-b", "8"]
-    result = subprocess.run(list(map(str, gold)), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    gold_figures = json.loads((tmp_path / "out" / "postedit_check.gold.json").read_text())
-    shares_of = gold_figures["shares"]
-    assert all(0.0 <= share <= 1.0 for share in gold_figures["tagger_ranks_error_first"].values())
+    gold = figures["postedit_gold_tags"]
+    assert all(0.0 <= share <= 1.0 for share in gold["tagger_ranks_error_first"].values())
     # gold tags edit exactly at the error, and a duplicate's edit is a deletion: the generator plays no part
-    assert shares_of["duplicate"]["restored"] >= 0.95
-    assert len((tmp_path / "out" / "postedit_outputs.gold.de").read_text().splitlines()) == len(references)
+    assert gold["gold_tags"] and gold["shares"]["duplicate"]["restored"] >= 0.95
+    assert "the same with gold tags" in table
+    assert len((tmp_path / "out" / "postedit_outputs.tiny_gold.de").read_text().splitlines()) == len(references)
