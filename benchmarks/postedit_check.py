@@ -37,9 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.drafts import piece_encoder  # noqa: E402
 from diffuser_mt.edit_decoder import DecodeConfig, decode  # noqa: E402
-from diffuser_mt.edits import Tag  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
-from diffuser_mt.gold_tags import GoldTagModel  # noqa: E402
+from diffuser_mt.gold_tags import GoldTagModel, error_ranked_first  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.start_states import length_limit  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
@@ -223,9 +222,9 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
             gold = GoldTagModel(edit_model, [pairs[i]["target"][:-1].tolist() for i in rows], "word",
                                 vocab.word_starts.numpy())
             starts = [drafts[i] for i in rows]
-            for own, gold_tags in zip(edit_model.tag_log_probs(range(len(starts)), starts),
-                                      gold.tag_log_probs(range(len(starts)), starts)):
-                detected.append(bool(gold_tags[int(own[:, Tag.KEEP].argmin()), Tag.KEEP] < 0))
+            own_tags = edit_model.tag_log_probs(range(len(starts)), starts)
+            detected += [error_ranked_first(own, gold.gold_tags(row, start_state))
+                         for row, (own, start_state) in enumerate(zip(own_tags, starts))]
             limits = [length_limit(len(source), args.max_len_a, args.max_len_b, len(drafts[i]))
                       for source, i in zip(sources, rows)]
             results = decode(gold, starts, vocab, config, max_lengths=limits)

@@ -16,7 +16,7 @@ import torch
 
 from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.edit_model import EditModel
-from diffuser_mt.edits import NUM_TAGS
+from diffuser_mt.edits import NUM_TAGS, Tag
 
 
 def certain_tags(tags: Sequence[int]) -> torch.Tensor:
@@ -24,6 +24,12 @@ def certain_tags(tags: Sequence[int]) -> torch.Tensor:
     log_probs = torch.full((len(tags), NUM_TAGS), float("-inf"))
     log_probs[torch.arange(len(tags)), torch.as_tensor(list(tags), dtype=torch.long)] = 0.0
     return log_probs
+
+
+def error_ranked_first(tag_log_probs: torch.Tensor, gold_tags: Sequence[int]) -> bool:
+    """Does the position a tagger is least sure to keep, by its (L+1, NUM_TAGS) ``tag_log_probs``, have a gold tag
+    other than KEEP? A threshold-free test of whether it found an error (ties: the first position)."""
+    return gold_tags[int(tag_log_probs[:, Tag.KEEP].argmin())] != Tag.KEEP
 
 
 class GoldTagModel(EditModel):
@@ -38,10 +44,12 @@ class GoldTagModel(EditModel):
         self.model, self.references = model, [list(reference) for reference in references]
         self.unit, self.is_word_start = unit, is_word_start
 
+    def gold_tags(self, row: int, sequence: Sequence[int]) -> list[int]:
+        """The tags over [start slot] + ``sequence`` that take it to reference ``row``."""
+        return edit_supervision(list(sequence), self.references[row], self.unit, self.is_word_start)[0]
+
     def tag_log_probs(self, rows, sequences):
-        return [certain_tags(edit_supervision(list(sequence), self.references[row], self.unit,
-                                              self.is_word_start)[0])
-                for row, sequence in zip(rows, sequences)]
+        return [certain_tags(self.gold_tags(row, sequence)) for row, sequence in zip(rows, sequences)]
 
     def next_token_log_probs(self, rows, prefixes):
         return self.model.next_token_log_probs(rows, prefixes)

@@ -8,7 +8,7 @@ import torch
 from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.edit_decoder import DecodeConfig, decode
 from diffuser_mt.edits import Tag
-from diffuser_mt.gold_tags import GoldTagModel, certain_tags
+from diffuser_mt.gold_tags import GoldTagModel, certain_tags, error_ranked_first
 from test_edit_decoder import IDS, V, VOCAB, A, B, C, D, E, ToyModel, log_probs_of, tag_table
 
 
@@ -75,3 +75,11 @@ def test_rows_follow_their_own_references():
     hypotheses = gold(writes(A), [[A, B], [B, B]], [[C, B], [C, B]])
     assert [h.tokens for h in hypotheses] == [[A, B], [A, B]]
     assert hypotheses[1].history[0].tags == hypotheses[0].history[0].tags
+
+
+@pytest.mark.parametrize("least_kept, found", [(0, False), (1, True), (2, False)])
+def test_an_error_is_ranked_first_when_the_least_kept_position_is_one_the_gold_tags_edit(least_kept, found):
+    keep = [0.9, 0.9, 0.9]
+    keep[least_kept] = 0.2
+    log_probs = torch.tensor([[p] + [(1 - p) / 3] * 3 for p in keep]).log()
+    assert error_ranked_first(log_probs, [Tag.KEEP, Tag.REPLACE, Tag.KEEP]) == found
