@@ -38,7 +38,7 @@ from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
 from diffuser_mt.drafts import piece_encoder  # noqa: E402
 from diffuser_mt.edit_decoder import DecodeConfig, decode  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
-from diffuser_mt.gold_tags import GoldTagModel, error_ranked_first  # noqa: E402
+from diffuser_mt.gold_tags import GoldTagModel, chance_of_error_first, error_ranked_first  # noqa: E402
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.start_states import length_limit  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
@@ -111,8 +111,8 @@ def shares(references: list[str], drafts: list[str], outputs: list[str], kinds: 
     return result
 
 
-def detection_shares(detected: list[bool], kinds: list[str]) -> dict:
-    """Per kind and overall: the share of drafts whose ``detected`` flag is set."""
+def detection_shares(detected: list[float], kinds: list[str]) -> dict:
+    """Per kind and overall: the mean of ``detected`` (one flag or probability per draft)."""
     return {kind: float(np.mean([flag for flag, k in zip(detected, kinds) if kind in ("all", k)] or [0.0]))
             for kind in (*EDIT_KINDS, "all")}
 
@@ -192,10 +192,10 @@ def fairseq_outputs(args: argparse.Namespace, draft_file: Path, sentences: int) 
     return outputs
 
 
-def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[str], list[bool]]:
+def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[str], list[bool], list[float]]:
     """DiffusER's outputs from the drafts with gold word tags (``diffuser_mt.gold_tags``), greedy fills, decoded
     in this process as fairseq-generate would (same drafts, same length cap); and per draft, whether the model's
-    own tagger is least sure to keep a position the gold tags edit."""
+    own tagger is least sure to keep a position the gold tags edit, and the chance of that for a random ranking."""
     import fairseq_plugins  # noqa: F401  (registers the task and models)
     from fairseq import checkpoint_utils
     from fairseq.data import data_utils
@@ -212,7 +212,7 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
     ids = task.special_ids
     pieces = piece_encoder(args.spm_model, None, "--spm-model")
     config = DecodeConfig(steps=args.decode_steps)
-    outputs, detected = [], []
+    outputs, detected, chance = [], [], []
     with torch.no_grad():
         for start in tqdm(range(0, len(pairs), args.batch_size), desc="gold tags", unit="batch"):
             rows = range(start, min(len(pairs), start + args.batch_size))
@@ -223,14 +223,16 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
                                 vocab.word_starts.numpy())
             starts = [drafts[i] for i in rows]
             own_tags = edit_model.tag_log_probs(range(len(starts)), starts)
-            detected += [error_ranked_first(own, gold.gold_tags(row, start_state))
-                         for row, (own, start_state) in enumerate(zip(own_tags, starts))]
+            for row, (own, start_state) in enumerate(zip(own_tags, starts)):
+                gold_tags = gold.gold_tags(row, start_state)
+                detected.append(error_ranked_first(own, gold_tags))
+                chance.append(chance_of_error_first(gold_tags))
             limits = [length_limit(len(source), args.max_len_a, args.max_len_b, len(drafts[i]))
                       for source, i in zip(sources, rows)]
             results = decode(gold, starts, vocab, config, max_lengths=limits)
             outputs += [pieces.decode([task.tgt_dict[token] for token in hypotheses[0].tokens])
                         for hypotheses in results]
-    return outputs, detected
+    return outputs, detected, chance
 
 
 def main(argv=None) -> int:
@@ -243,9 +245,9 @@ def main(argv=None) -> int:
         draft_file = args.out_dir / f"postedit_drafts.{args.name}.de"
         with atomic_write(draft_file) as out:
             out.writelines(d + "\n" for d in drafts)
-        detected = None
+        detected = chance = None
         if args.gold_tags:
-            outputs, detected = gold_tag_outputs(args, draft_file)
+            outputs, detected, chance = gold_tag_outputs(args, draft_file)
             with atomic_write(args.out_dir / f"postedit_outputs.{args.name}.de") as out:
                 out.writelines(o + "\n" for o in outputs)
         else:
@@ -257,6 +259,7 @@ def main(argv=None) -> int:
               "gold_tags": args.gold_tags,
               "shares": shares(references, drafts, outputs, kinds),
               "tagger_ranks_error_first": detection_shares(detected, kinds) if detected is not None else None,
+              "error_first_by_chance": detection_shares(chance, kinds) if chance is not None else None,
               "draft_bleu": corpus_bleu(drafts, references)["bleu"],
               "output_bleu": corpus_bleu(outputs, references)["bleu"]}
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.json") as out:
@@ -271,7 +274,8 @@ def main(argv=None) -> int:
     lines += ["", f"BLEU of the drafts {result['draft_bleu']:.2f}, after DiffusER {result['output_bleu']:.2f}"]
     if detected is not None:
         lines += ["", "The model's own tagger ranks an error position first (least sure to keep it): "
-                  + ", ".join(f"{kind} {share:.1%}" for kind, share in result["tagger_ranks_error_first"].items())]
+                  + ", ".join(f"{kind} {share:.1%} (chance {result['error_first_by_chance'][kind]:.1%})"
+                              for kind, share in result["tagger_ranks_error_first"].items())]
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.md") as out:
         out.write("\n".join(lines) + "\n")
     print("\n".join(lines))

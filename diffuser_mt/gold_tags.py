@@ -32,6 +32,12 @@ def error_ranked_first(tag_log_probs: torch.Tensor, gold_tags: Sequence[int]) ->
     return gold_tags[int(tag_log_probs[:, Tag.KEEP].argmin())] != Tag.KEEP
 
 
+def chance_of_error_first(gold_tags: Sequence[int]) -> float:
+    """The probability that a position drawn uniformly from [start slot] + x_t has a gold tag other than KEEP: what
+    ``error_ranked_first`` would score for a tagger that ranks at random."""
+    return sum(tag != Tag.KEEP for tag in gold_tags) / len(gold_tags)
+
+
 class GoldTagModel(EditModel):
     """``model``'s generator with gold tags: x_t of row i tagged with its edits towards ``references[i]``.
 

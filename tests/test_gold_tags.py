@@ -8,7 +8,7 @@ import torch
 from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.edit_decoder import DecodeConfig, decode
 from diffuser_mt.edits import Tag
-from diffuser_mt.gold_tags import GoldTagModel, certain_tags, error_ranked_first
+from diffuser_mt.gold_tags import GoldTagModel, certain_tags, chance_of_error_first, error_ranked_first
 from test_edit_decoder import IDS, V, VOCAB, A, B, C, D, E, ToyModel, log_probs_of, tag_table
 
 
@@ -83,3 +83,8 @@ def test_an_error_is_ranked_first_when_the_least_kept_position_is_one_the_gold_t
     keep[least_kept] = 0.2
     log_probs = torch.tensor([[p] + [(1 - p) / 3] * 3 for p in keep]).log()
     assert error_ranked_first(log_probs, [Tag.KEEP, Tag.REPLACE, Tag.KEEP]) == found
+
+
+def test_chance_is_the_share_of_positions_the_gold_tags_edit():
+    assert chance_of_error_first([Tag.KEEP, Tag.REPLACE, Tag.REPLACE, Tag.KEEP]) == 0.5
+    assert chance_of_error_first([Tag.KEEP, Tag.KEEP]) == 0.0
