@@ -198,7 +198,6 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
     own tagger is least sure to keep a position the gold tags edit, and the chance of that for a random ranking."""
     import fairseq_plugins  # noqa: F401  (registers the task and models)
     from fairseq import checkpoint_utils
-    from fairseq.data import data_utils
 
     from fairseq_plugins.diffuser_generator import FairseqEditModel
 
@@ -217,8 +216,7 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
         for start in tqdm(range(0, len(pairs), args.batch_size), desc="gold tags", unit="batch"):
             rows = range(start, min(len(pairs), start + args.batch_size))
             sources = [pairs[i]["source"] for i in rows]
-            edit_model = FairseqEditModel(model, data_utils.collate_tokens(sources, ids.pad, left_pad=True),
-                                          torch.tensor([len(source) for source in sources]), ids.bos, ids.pad)
+            edit_model = FairseqEditModel.for_sources(model, sources, ids.bos, ids.pad)
             gold = GoldTagModel(edit_model, [pairs[i]["target"][:-1].tolist() for i in rows], "word",
                                 vocab.word_starts.numpy())
             starts = [drafts[i] for i in rows]

@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the
 
 import fairseq_plugins  # noqa: E402,F401  (registers the task and models)
 from fairseq import checkpoint_utils  # noqa: E402
-from fairseq.data import data_utils  # noqa: E402
 
 from diffuser_mt.confidence import refill_predictions  # noqa: E402
 from diffuser_mt.edit_model import DecodeVocabulary  # noqa: E402
@@ -83,8 +82,7 @@ def accuracies(args: argparse.Namespace) -> dict:
             items = [pairs[i] for i in range(start, min(count, start + SENTENCES_PER_BATCH))]
             sources = [item["source"] for item in items]
             references = [item["target"][:-1].tolist() for item in items]
-            edit_model = FairseqEditModel(model, data_utils.collate_tokens(sources, ids.pad, left_pad=True),
-                                          torch.tensor([len(source) for source in sources]), ids.bos, ids.pad)
+            edit_model = FairseqEditModel.for_sources(model, sources, ids.bos, ids.pad)
             rows = list(range(len(items)))
             gold = [token for reference in references for token in reference]
             refills = torch.cat(refill_predictions(edit_model, rows, references, vocab)).tolist()

@@ -33,6 +33,15 @@ class FairseqEditModel(EditModel):
         self.device = src_tokens.device
         self.tagger_encoder_out, self.generator_encoder_out = model.encode(src_tokens, src_lengths)
 
+    @classmethod
+    def for_sources(cls, model, sources: Sequence[Sequence[int]], bos: int, pad: int,
+                    device: torch.device | str | None = None) -> FairseqEditModel:
+        """Bound to ``sources`` (token ids, each ending in eos), left-padded as fairseq's source batches are, on
+        ``device`` (None: the CPU)."""
+        tensors = [torch.as_tensor(list(source), dtype=torch.long) for source in sources]
+        src_tokens = data_utils.collate_tokens(tensors, pad, left_pad=True).to(device)
+        return cls(model, src_tokens, torch.tensor([len(t) for t in tensors], device=device), bos, pad)
+
     def _collate(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
         tensors = [torch.tensor(list(sequence), dtype=torch.long) for sequence in sequences]
         return data_utils.collate_tokens(tensors, self.pad, left_pad=False).to(self.device)

@@ -147,18 +147,12 @@ def revise(model, task, source_ids, states, locks, config: DecodeConfig, seed: i
            device: torch.device | None = None):
     """Decode each draft (ids, with locks) on ``device`` (the CPU by default); per draft the best text's symbols
     and its trace (EditStep list)."""
-    from fairseq.data import data_utils
-
     from fairseq_plugins.diffuser_generator import FairseqEditModel
 
     dictionary = task.target_dictionary
-    src_tokens = data_utils.collate_tokens([torch.tensor(ids) for ids in source_ids], dictionary.pad(),
-                                           left_pad=True)
-    src_lengths = torch.tensor([len(ids) for ids in source_ids])
-    src_tokens, src_lengths = src_tokens.to(device), src_lengths.to(device)
     vocab = task.decode_vocabulary()
     with torch.no_grad():
-        edit_model = FairseqEditModel(model, src_tokens, src_lengths, dictionary.bos(), dictionary.pad())
+        edit_model = FairseqEditModel.for_sources(model, source_ids, dictionary.bos(), dictionary.pad(), device)
         rngs = [sentence_rng(seed, ids[:-1]) for ids in source_ids]  # without eos, as fairseq-generate's
         config = dataclasses.replace(config, max_length=task.cfg.max_target_positions)
         results = decode(edit_model, states, vocab, config, rngs, max_lengths, locks)
