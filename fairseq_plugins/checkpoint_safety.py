@@ -116,7 +116,8 @@ def guard_checkpoint_loading() -> None:
     ``load_model_ensemble_and_task``, and ``Trainer.load_checkpoint`` (fairseq-train resuming): each file is verified
     (verify_checkpoint_file) before torch reads it, and a file that fails, or holds a pickled object outside the
     allow-list, stops the program with ``error: checkpoint PATH: ...``, naming the newest intact checkpoint beside
-    it. The loading itself is fairseq's.
+    it. Resuming, an optimizer state over other parameters than the model trains is one line too (it
+    names ``--reset-optimizer``). The loading itself is fairseq's.
     """
     from fairseq import checkpoint_utils, trainer
 
@@ -186,12 +187,23 @@ def _with_clear_errors(load):
     return guarded
 
 
+# torch's optimizer, loading the state of an optimizer over other parameters
+OPTIMIZER_MISFIT = "doesn't match the size of optimizer's group"
+
+
 def _resume_with_clear_errors(load_checkpoint):
     @functools.wraps(load_checkpoint)
     def guarded(self, filename, *args, **kwargs):
         if os.path.isfile(filename):  # without a file fairseq trains from scratch
             _verified(filename, resuming=True)
-        return load_checkpoint(self, filename, *args, **kwargs)
+        try:
+            return load_checkpoint(self, filename, *args, **kwargs)
+        except ValueError as err:
+            if OPTIMIZER_MISFIT not in str(err):
+                raise
+            raise SystemExit(f"error: checkpoint {filename}: its optimizer state is for another set of trained "
+                             "parameters (e.g. a joint run resumed with --train-tagger-only, or the reverse); add "
+                             "--reset-optimizer") from None
 
     guarded.guarded = True
     return guarded

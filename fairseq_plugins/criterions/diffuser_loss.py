@@ -18,6 +18,10 @@ otherwise correct hypothesis, the regime of a post-editor. With
 model (in eval mode, no gradient) from each flagged x_t: its own tags and
 fills, so x̂ holds the model's missing, repeated and extra words too
 (``diffuser_mt.rollin.decoded_hypotheses``).
+
+With the model's ``--train-tagger-only`` the generator does not run in
+training: the loss is the tagger's term alone and no generator loss is logged
+for training (validation reports both).
 """
 
 import math
@@ -103,13 +107,22 @@ class DiffuserLoss(FairseqCriterion):
 
     def terms(self, model, net_input, tag_target, generator_target, draw=False):
         """Loss sums and counts of one forward pass; with ``draw``, also one token drawn from the generator's
-        (detached) distribution at every learned position (B x |Z|-1, pad elsewhere)."""
+        (detached) distribution at every learned position (B x |Z|-1, pad elsewhere). When the generator did
+        not run (``--train-tagger-only`` in training) its terms are 0 over 0 tokens."""
         tag_logits, generator_features = model(**net_input)
         tag_loss_sum = F.cross_entropy(
             tag_logits.reshape(-1, NUM_TAGS).float(), tag_target.reshape(-1), ignore_index=TAG_PAD, reduction="sum")
         n_tags = (tag_target != TAG_PAD).sum()
         tag_correct = ((tag_logits.argmax(-1) == tag_target) & (tag_target != TAG_PAD)).sum()
         learned = generator_target != self.padding_idx  # fill tokens and span ends; the canvas has no loss
+        if generator_features is None:  # --train-tagger-only: the generator did not run
+            if draw:
+                raise SystemExit("error: --rollin-mode sampled draws from the generator, which "
+                                 "--train-tagger-only does not run; use --rollin-mode decoded")
+            zero = tag_loss_sum.new_zeros(())
+            terms = {"tag_loss_sum": tag_loss_sum, "tag_correct": tag_correct, "n_tags": n_tags,
+                     "generator_loss_sum": zero, "generator_nll_sum": zero, "n_generated": n_tags.new_zeros(())}
+            return terms, None
         lprobs = model.generator_log_probs(generator_features[learned])
         generator_loss_sum, generator_nll_sum = label_smoothed_nll_loss(
             lprobs, generator_target[learned], self.label_smoothing, reduce=True)
@@ -204,11 +217,12 @@ class DiffuserLoss(FairseqCriterion):
         metrics.log_scalar("loss", total("loss") / sample_size / math.log(2), sample_size, round=3)
         metrics.log_scalar("tagger_loss", total("tagger_loss_sum") / n_tags / math.log(2), n_tags, round=3)
         metrics.log_scalar("tag_accuracy", total("tag_correct") / n_tags, n_tags, round=3)
-        metrics.log_scalar("generator_loss", total("generator_loss_sum") / n_generated / math.log(2),
-                           n_generated, round=3)
-        metrics.log_scalar("generator_nll_loss", total("generator_nll_sum") / n_generated / math.log(2),
-                           n_generated, round=3)
-        metrics.log_derived("generator_ppl", lambda meters: 2 ** meters["generator_nll_loss"].avg)
+        if total("n_generated"):  # none when only the tagger trains (--train-tagger-only)
+            metrics.log_scalar("generator_loss", total("generator_loss_sum") / n_generated / math.log(2),
+                               n_generated, round=3)
+            metrics.log_scalar("generator_nll_loss", total("generator_nll_sum") / n_generated / math.log(2),
+                               n_generated, round=3)
+            metrics.log_derived("generator_ppl", lambda meters: 2 ** meters["generator_nll_loss"].avg)
         if total("rollin_tags"):
             metrics.log_scalar("rollin_edit_share", total("rollin_edits") / total("rollin_tags"), total("rollin_tags"),
                                round=3)

@@ -22,6 +22,9 @@ tokens a step replaces on the generator's canvas, marked by a learned type
 embedding (``diffuser_mt.replaced_embedding``); the task then lays out its
 canvases so (``DiffuserModel.replaced_offset``). ``--canvas-positions`` reads the
 fill section at the positions of the spans it fills (``diffuser_mt.canvas_positions``).
+``--train-tagger-only`` freezes the generator (with the encoder and embeddings
+the tagger reads from it) and skips its pass in training: a second stage that
+trains a trained model's tagger alone.
 
 No timestep embedding: the paper does not mention one, and start states such
 as an AR hypothesis have no well-defined t. Within each model all embeddings
@@ -93,6 +96,12 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
                                  "(GLM's blank-infilling positions: fill k starts where its sentinel stands, the "
                                  "canvas to its left as for a left-to-right model) instead of its index in the "
                                  "canvas + fill sequence")
+        parser.add_argument("--train-tagger-only", action=argparse.BooleanOptionalAction,
+                            help="training: only the tagger learns; the generator and what the tagger reads from it "
+                                 "(the shared encoder, the embeddings) are frozen and the generator's pass is "
+                                 "skipped, so an update costs a fraction of a joint one (validation still reports "
+                                 "the generator's loss). A second stage that teaches a trained model's tagger to "
+                                 "find errors, e.g. with --restore-file CKPT --reset-optimizer")
 
     @classmethod
     def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
@@ -141,7 +150,17 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
                                  "(drop --no-token-positional-embeddings)")
             decoder.embed_positions = CanvasPositionalEmbedding(decoder.embed_positions, task.special_ids.sentinels,
                                                                 decoder.padding_idx)
-        return cls(args, tagger, generator)
+        model = cls(args, tagger, generator)
+        model.set_trainable_parts()
+        return model
+
+    def set_trainable_parts(self) -> None:
+        """All parameters learn, or with ``--train-tagger-only`` only the tagger's own (not those it reads from
+        the generator)."""
+        for parameter in self.tagger.parameters():
+            parameter.requires_grad_(True)
+        for parameter in self.generator.parameters():
+            parameter.requires_grad_(not self.args.train_tagger_only)
 
     @property
     def canvas_sentinels(self):
@@ -160,10 +179,13 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
 
         The generator's features are returned before its output layer: only the
         fill positions carry a loss, so the criterion projects just those rows
-        (``generator_log_probs``) instead of the whole canvas.
+        (``generator_log_probs``) instead of the whole canvas. Training with
+        ``--train-tagger-only``, the generator does not run: its features are None.
         """
         tagger_encoder_out, generator_encoder_out = self.encode(src_tokens, src_lengths)
         tag_logits, _ = self.tag(None, None, tagger_tokens, encoder_out=tagger_encoder_out)
+        if self.training and self.args.train_tagger_only:
+            return tag_logits, None
         generator_features, _ = self.generator.decoder(generator_tokens, encoder_out=generator_encoder_out,
                                                        features_only=True)
         return tag_logits, generator_features
@@ -216,6 +238,7 @@ class DiffuserModel(StateDictFitCheck, BaseFairseqModel):
             decoder.layers.append(copy.deepcopy(decoder.layers[-1]))
         decoder.num_layers = tagger_layers
         self.args.share_encoder, self.args.tagger_layers = share_encoder, tagger_layers
+        self.set_trainable_parts()
 
 
 def _read_without_owning(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -251,6 +274,7 @@ def diffuser_base_architecture(args):
     args.canvas_positions = getattr(args, "canvas_positions", False)
     args.init_sentinels_as_eos = getattr(args, "init_sentinels_as_eos", False)
     args.init_tagger_from_generator = getattr(args, "init_tagger_from_generator", False)
+    args.train_tagger_only = getattr(args, "train_tagger_only", False)
 
 
 @register_model_architecture("diffuser", "diffuser_base")
