@@ -35,10 +35,12 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: the imports below need it (noqa: E402)
 
 from data_scripts.fairseq_tools import USER_DIR, run_fairseq  # noqa: E402
+from diffuser_mt.confidence import token_confidences  # noqa: E402
 from diffuser_mt.drafts import piece_encoder  # noqa: E402
 from diffuser_mt.edit_decoder import DecodeConfig, decode  # noqa: E402
 from diffuser_mt.generation_output import read_hypotheses  # noqa: E402
-from diffuser_mt.gold_tags import GoldTagModel, chance_of_error_first, error_ranked_first  # noqa: E402
+from diffuser_mt.gold_tags import (GoldTagModel, chance_of_error_first, chance_of_least_confident_at_error,  # noqa: E402
+                                   error_ranked_first, least_confident_at_error)
 from diffuser_mt.metrics import corpus_bleu  # noqa: E402
 from diffuser_mt.start_states import length_limit  # noqa: E402
 from diffuser_mt.textio import InputError, atomic_write, read_lines  # noqa: E402
@@ -192,10 +194,17 @@ def fairseq_outputs(args: argparse.Namespace, draft_file: Path, sentences: int) 
     return outputs
 
 
-def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[str], list[bool], list[float]]:
+# the detection figures of --gold-tags, per draft: found (a bool) and its chance for a random ranking
+DETECTION_FIGURES = ("tagger_ranks_error_first", "error_first_by_chance",
+                     "generator_least_confident_at_error", "generator_at_error_by_chance")
+
+
+def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[str], dict[str, list]]:
     """DiffusER's outputs from the drafts with gold word tags (``diffuser_mt.gold_tags``), greedy fills, decoded
-    in this process as fairseq-generate would (same drafts, same length cap); and per draft, whether the model's
-    own tagger is least sure to keep a position the gold tags edit, and the chance of that for a random ranking."""
+    in this process as fairseq-generate would (same drafts, same length cap); and per draft, the DETECTION_FIGURES:
+    whether the model's own tagger is least sure to keep a position the gold tags edit, whether the token its
+    generator is least confident of as a refill (``diffuser_mt.confidence``) is at an error, and the chance of
+    each for a random ranking."""
     import fairseq_plugins  # noqa: F401  (registers the task and models)
     from fairseq import checkpoint_utils
 
@@ -211,7 +220,7 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
     ids = task.special_ids
     pieces = piece_encoder(args.spm_model, None, "--spm-model")
     config = DecodeConfig(steps=args.decode_steps)
-    outputs, detected, chance = [], [], []
+    outputs, detection = [], {figure: [] for figure in DETECTION_FIGURES}
     with torch.no_grad():
         for start in tqdm(range(0, len(pairs), args.batch_size), desc="gold tags", unit="batch"):
             rows = range(start, min(len(pairs), start + args.batch_size))
@@ -221,16 +230,20 @@ def gold_tag_outputs(args: argparse.Namespace, draft_file: Path) -> tuple[list[s
                                 vocab.word_starts.numpy())
             starts = [drafts[i] for i in rows]
             own_tags = edit_model.tag_log_probs(range(len(starts)), starts)
-            for row, (own, start_state) in enumerate(zip(own_tags, starts)):
+            confidences = token_confidences(edit_model, range(len(starts)), starts, vocab)
+            for row, (own, confidence, start_state) in enumerate(zip(own_tags, confidences, starts)):
                 gold_tags = gold.gold_tags(row, start_state)
-                detected.append(error_ranked_first(own, gold_tags))
-                chance.append(chance_of_error_first(gold_tags))
+                values = (error_ranked_first(own, gold_tags), chance_of_error_first(gold_tags),
+                          least_confident_at_error(confidence, gold_tags),
+                          chance_of_least_confident_at_error(gold_tags))
+                for figure, value in zip(DETECTION_FIGURES, values):
+                    detection[figure].append(value)
             limits = [length_limit(len(source), args.max_len_a, args.max_len_b, len(drafts[i]))
                       for source, i in zip(sources, rows)]
             results = decode(gold, starts, vocab, config, max_lengths=limits)
             outputs += [pieces.decode([task.tgt_dict[token] for token in hypotheses[0].tokens])
                         for hypotheses in results]
-    return outputs, detected, chance
+    return outputs, detection
 
 
 def main(argv=None) -> int:
@@ -243,9 +256,9 @@ def main(argv=None) -> int:
         draft_file = args.out_dir / f"postedit_drafts.{args.name}.de"
         with atomic_write(draft_file) as out:
             out.writelines(d + "\n" for d in drafts)
-        detected = chance = None
+        detection = {}
         if args.gold_tags:
-            outputs, detected, chance = gold_tag_outputs(args, draft_file)
+            outputs, detection = gold_tag_outputs(args, draft_file)
             with atomic_write(args.out_dir / f"postedit_outputs.{args.name}.de") as out:
                 out.writelines(o + "\n" for o in outputs)
         else:
@@ -256,8 +269,8 @@ def main(argv=None) -> int:
     result = {"checkpoint": str(args.path), "decode_steps": args.decode_steps, "seed": args.seed,
               "gold_tags": args.gold_tags,
               "shares": shares(references, drafts, outputs, kinds),
-              "tagger_ranks_error_first": detection_shares(detected, kinds) if detected is not None else None,
-              "error_first_by_chance": detection_shares(chance, kinds) if chance is not None else None,
+              **{figure: detection_shares(detection[figure], kinds) if detection else None
+                 for figure in DETECTION_FIGURES},
               "draft_bleu": corpus_bleu(drafts, references)["bleu"],
               "output_bleu": corpus_bleu(outputs, references)["bleu"]}
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.json") as out:
@@ -270,10 +283,13 @@ def main(argv=None) -> int:
               + " / ".join(f"{row['edited'][location]:.1%}" for location in LOCATIONS) + " |"
               for kind, row in result["shares"].items()]
     lines += ["", f"BLEU of the drafts {result['draft_bleu']:.2f}, after DiffusER {result['output_bleu']:.2f}"]
-    if detected is not None:
+    if detection:
         lines += ["", "The model's own tagger ranks an error position first (least sure to keep it): "
                   + ", ".join(f"{kind} {share:.1%} (chance {result['error_first_by_chance'][kind]:.1%})"
-                              for kind, share in result["tagger_ranks_error_first"].items())]
+                              for kind, share in result["tagger_ranks_error_first"].items()),
+                  "", "Its generator is least confident of a token at an error (as a one-token refill): "
+                  + ", ".join(f"{kind} {share:.1%} (chance {result['generator_at_error_by_chance'][kind]:.1%})"
+                              for kind, share in result["generator_least_confident_at_error"].items())]
     with atomic_write(args.out_dir / f"postedit_check.{args.name}.md") as out:
         out.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -124,6 +124,7 @@ def markdown(args: argparse.Namespace, result: dict) -> str:
     sweep, bootstrap = result["step_sweep"], result["bootstrap"]
     shares, refill = result["postedit"]["shares"], result["refill"]
     gold, detection = result["postedit_gold_tags"]["shares"], result["postedit_gold_tags"]["tagger_ranks_error_first"]
+    generator_detection = result["postedit_gold_tags"]["generator_least_confident_at_error"]
     edited, own_pass = bootstrap["AR hypotheses (--init-mode file)"], bootstrap["own AR pass (--init-mode ar)"]
     rows = [
         ("random start, greedy: test BLEU after " + " / ".join(sweep["bleu"]) + " steps",
@@ -141,6 +142,9 @@ def markdown(args: argparse.Namespace, result: dict) -> str:
          " / ".join(f"{gold[kind]['restored']:.1%}" for kind in postedit_check.EDIT_KINDS)
          + f" (all {gold['all']['restored']:.1%}); "
          + " / ".join(f"{detection[kind]:.1%}" for kind in postedit_check.EDIT_KINDS)),
+        ("its generator is least confident (one-token refill) of a token at the error: substituted / dropped / "
+         "duplicated",
+         " / ".join(f"{generator_detection[kind]:.1%}" for kind in postedit_check.EDIT_KINDS)),
         ("generator top-1 accuracy: one-token refill / left to right",
          f"{refill['refill_accuracy']:.1%} / {refill['left_to_right_accuracy']:.1%}"
          + (f" (a random visible token refilled: {refill['noised_refill_accuracy']:.1%})"

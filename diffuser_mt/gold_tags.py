@@ -38,6 +38,25 @@ def chance_of_error_first(gold_tags: Sequence[int]) -> float:
     return sum(tag != Tag.KEEP for tag in gold_tags) / len(gold_tags)
 
 
+def token_at_error(gold_tags: Sequence[int], index: int) -> bool:
+    """Is token ``index`` of x_t at an error of the gold tags (over [start slot] + x_t): edited itself (REPLACE,
+    DELETE, or INSERT after it), or right after a gap the gold tags fill (INSERT before it)?"""
+    return gold_tags[index + 1] != Tag.KEEP or gold_tags[index] == Tag.INSERT
+
+
+def least_confident_at_error(confidences: torch.Tensor, gold_tags: Sequence[int]) -> bool:
+    """Is the token the generator is least confident of, by its (L,) refill ``confidences``
+    (``diffuser_mt.confidence.token_confidences``), at an error (``token_at_error``)? Ties: the first token; an
+    empty x_t: False. The generator's counterpart of ``error_ranked_first``."""
+    return len(confidences) > 0 and token_at_error(gold_tags, int(confidences.argmin()))
+
+
+def chance_of_least_confident_at_error(gold_tags: Sequence[int]) -> float:
+    """The share of x_t's tokens at an error: what ``least_confident_at_error`` would score for a random ranking."""
+    tokens = len(gold_tags) - 1
+    return sum(token_at_error(gold_tags, index) for index in range(tokens)) / tokens if tokens else 0.0
+
+
 class GoldTagModel(EditModel):
     """``model``'s generator with gold tags: x_t of row i tagged with its edits towards ``references[i]``.
 

@@ -8,7 +8,9 @@ import torch
 from diffuser_mt.alignment import edit_supervision
 from diffuser_mt.edit_decoder import DecodeConfig, decode
 from diffuser_mt.edits import Tag
-from diffuser_mt.gold_tags import GoldTagModel, certain_tags, chance_of_error_first, error_ranked_first
+from diffuser_mt.gold_tags import (GoldTagModel, certain_tags, chance_of_error_first,
+                                   chance_of_least_confident_at_error, error_ranked_first, least_confident_at_error,
+                                   token_at_error)
 from test_edit_decoder import IDS, V, VOCAB, A, B, C, D, E, ToyModel, log_probs_of, tag_table
 
 
@@ -88,3 +90,26 @@ def test_an_error_is_ranked_first_when_the_least_kept_position_is_one_the_gold_t
 def test_chance_is_the_share_of_positions_the_gold_tags_edit():
     assert chance_of_error_first([Tag.KEEP, Tag.REPLACE, Tag.REPLACE, Tag.KEEP]) == 0.5
     assert chance_of_error_first([Tag.KEEP, Tag.KEEP]) == 0.0
+
+
+# gold tags over [start] + 3 tokens: token 1 duplicated (DELETE), a word missing before token 2 (INSERT after token 1)
+DELETED, GAP_AFTER_1 = [Tag.KEEP, Tag.KEEP, Tag.DELETE, Tag.KEEP], [Tag.KEEP, Tag.KEEP, Tag.INSERT, Tag.KEEP]
+
+
+@pytest.mark.parametrize("gold_tags, at_error", [(DELETED, [False, True, False]), (GAP_AFTER_1, [False, True, True]),
+                                                 ([Tag.INSERT, Tag.KEEP, Tag.KEEP, Tag.KEEP], [True, False, False])])
+def test_a_token_is_at_an_error_when_edited_or_right_after_a_gap(gold_tags, at_error):
+    assert [token_at_error(gold_tags, index) for index in range(3)] == at_error
+
+
+@pytest.mark.parametrize("least_confident, found", [(0, False), (1, True), (2, False)])
+def test_the_generator_finds_an_error_when_its_least_confident_token_is_at_one(least_confident, found):
+    confidences = torch.zeros(3)
+    confidences[least_confident] = -5.0
+    assert least_confident_at_error(confidences, DELETED) == found
+
+
+def test_the_generators_chance_is_the_share_of_tokens_at_an_error():
+    assert chance_of_least_confident_at_error(GAP_AFTER_1) == pytest.approx(2 / 3)
+    assert chance_of_least_confident_at_error([Tag.KEEP]) == 0.0
+    assert not least_confident_at_error(torch.zeros(0), [Tag.KEEP])

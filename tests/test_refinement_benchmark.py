@@ -99,6 +99,9 @@ def test_refinement_benchmark_writes_every_figure(small_corpus, tmp_path):
     gold = figures["postedit_gold_tags"]
     assert all(0.0 <= share <= 1.0 for share in gold["tagger_ranks_error_first"].values())
     assert all(0.0 < share < 1.0 for share in gold["error_first_by_chance"].values())
+    assert all(0.0 <= share <= 1.0 for share in gold["generator_least_confident_at_error"].values())
+    assert all(0.0 < share < 1.0 for share in gold["generator_at_error_by_chance"].values())
+    assert "its generator is least confident" in table
     # gold tags edit exactly at the error, and a duplicate's edit is a deletion: the generator plays no part
     assert gold["gold_tags"] and gold["shares"]["duplicate"]["restored"] >= 0.95
     assert "the same with gold tags" in table
