@@ -1,6 +1,7 @@
 """The ``diffuser_loss`` criterion: tagger cross-entropy + generator cross-entropy.
 
-loss = mean CE of the tags over the positions of [bos] + x_t
+loss = mean CE of the tags over the positions of [bos] + x_t (``--tag-edit-weight`` W: positions whose target is
+       an edit count W times)
      + mean (label-smoothed) CE of the generator over fill tokens and span terminators.
 Each term is logged on its own (base 2, like fairseq's losses), with the tag accuracy.
 
@@ -49,6 +50,11 @@ ROLLIN_MODES = ("sampled", "decoded", "decoded_sampled")
 class DiffuserLossConfig(FairseqDataclass):
     label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the generator's CE"})
     tagger_weight: float = field(default=1.0, metadata={"help": "weight of the tagger's CE in the loss"})
+    tag_edit_weight: float = field(
+        default=1.0, metadata={"help": "weight of a position whose target tag is an edit (not KEEP) in the tagger's "
+                                       "CE, against 1 for KEEP: edits are a few percent of the tags of a fluent "
+                                       "hypothesis, so a weight > 1 makes finding them count more; the logged "
+                                       "tagger_loss stays unweighted"})
     rollin_token_share: float = field(
         default=1.0, metadata={"help": "roll-in (the task's --rollin-prob): the share of fill tokens that take the "
                                        "generator's drawn token, the others keep the gold token (1: all drawn; "
@@ -64,8 +70,11 @@ class DiffuserLossConfig(FairseqDataclass):
 
 @register_criterion("diffuser_loss", dataclass=DiffuserLossConfig)
 class DiffuserLoss(FairseqCriterion):
-    def __init__(self, task, label_smoothing, tagger_weight, rollin_token_share=1.0, rollin_mode="sampled"):
+    def __init__(self, task, label_smoothing, tagger_weight, rollin_token_share=1.0, rollin_mode="sampled",
+                 tag_edit_weight=1.0):
         super().__init__(task)
+        if tag_edit_weight <= 0:
+            raise SystemExit(f"error: --tag-edit-weight must be > 0, got {tag_edit_weight}")
         if not 0.0 < rollin_token_share <= 1.0:
             raise SystemExit(f"error: --rollin-token-share must lie in (0, 1], got {rollin_token_share}")
         if rollin_mode not in ROLLIN_MODES:
@@ -74,6 +83,7 @@ class DiffuserLoss(FairseqCriterion):
         self.tagger_weight = tagger_weight
         self.rollin_token_share = rollin_token_share
         self.rollin_mode = rollin_mode
+        self.tag_edit_weight = tag_edit_weight
 
     def forward(self, model, sample, reduce=True):
         net_input = sample["net_input"]
@@ -89,7 +99,7 @@ class DiffuserLoss(FairseqCriterion):
             tags = rollin["tag_target"]
             logging_output.update(rollin_edits=((tags != TAG_PAD) & (tags != Tag.KEEP)).sum().data,
                                   rollin_tags=(tags != TAG_PAD).sum().data)
-        loss = (self.tagger_weight * terms["tag_loss_sum"] / terms["n_tags"].clamp(min=1)
+        loss = (self.tagger_weight * terms["tag_objective_sum"] / terms["n_tags"].clamp(min=1)
                 + terms["generator_loss_sum"] / terms["n_generated"].clamp(min=1))
         logging_output.update({
             "loss": loss.data,
@@ -110,18 +120,20 @@ class DiffuserLoss(FairseqCriterion):
         (detached) distribution at every learned position (B x |Z|-1, pad elsewhere). When the generator did
         not run (``--train-tagger-only`` in training) its terms are 0 over 0 tokens."""
         tag_logits, generator_features = model(**net_input)
-        tag_loss_sum = F.cross_entropy(
-            tag_logits.reshape(-1, NUM_TAGS).float(), tag_target.reshape(-1), ignore_index=TAG_PAD, reduction="sum")
-        n_tags = (tag_target != TAG_PAD).sum()
-        tag_correct = ((tag_logits.argmax(-1) == tag_target) & (tag_target != TAG_PAD)).sum()
+        tag_losses = F.cross_entropy(
+            tag_logits.reshape(-1, NUM_TAGS).float(), tag_target.reshape(-1), ignore_index=TAG_PAD, reduction="none")
+        edits = (tag_target.reshape(-1) != TAG_PAD) & (tag_target.reshape(-1) != Tag.KEEP)
+        terms = {"tag_loss_sum": tag_losses.sum(),
+                 "tag_objective_sum": tag_losses.sum() + (self.tag_edit_weight - 1.0) * tag_losses[edits].sum(),
+                 "tag_correct": ((tag_logits.argmax(-1) == tag_target) & (tag_target != TAG_PAD)).sum(),
+                 "n_tags": (tag_target != TAG_PAD).sum()}
         learned = generator_target != self.padding_idx  # fill tokens and span ends; the canvas has no loss
         if generator_features is None:  # --train-tagger-only: the generator did not run
             if draw:
                 raise SystemExit("error: --rollin-mode sampled draws from the generator, which "
                                  "--train-tagger-only does not run; use --rollin-mode decoded")
-            zero = tag_loss_sum.new_zeros(())
-            terms = {"tag_loss_sum": tag_loss_sum, "tag_correct": tag_correct, "n_tags": n_tags,
-                     "generator_loss_sum": zero, "generator_nll_sum": zero, "n_generated": n_tags.new_zeros(())}
+            zero = terms["tag_loss_sum"].new_zeros(())
+            terms.update(generator_loss_sum=zero, generator_nll_sum=zero, n_generated=terms["n_tags"].new_zeros(()))
             return terms, None
         lprobs = model.generator_log_probs(generator_features[learned])
         generator_loss_sum, generator_nll_sum = label_smoothed_nll_loss(
@@ -130,9 +142,8 @@ class DiffuserLoss(FairseqCriterion):
         if draw:
             draws = torch.full_like(generator_target, self.padding_idx)
             draws[learned] = torch.multinomial(lprobs.detach().float().exp(), 1).squeeze(1)
-        terms = {"tag_loss_sum": tag_loss_sum, "tag_correct": tag_correct, "n_tags": n_tags,
-                 "generator_loss_sum": generator_loss_sum, "generator_nll_sum": generator_nll_sum,
-                 "n_generated": learned.sum()}
+        terms.update(generator_loss_sum=generator_loss_sum, generator_nll_sum=generator_nll_sum,
+                     n_generated=learned.sum())
         return terms, draws
 
     def sampled_rollin_batch(self, sample, draws) -> dict:
