@@ -8,7 +8,8 @@
    wall-clock budget (``--minutes``, fairseq's ``--stop-time-hours``, which counts the
    time of earlier runs in the same ``--save-dir``: re-running a finished run only
    decodes again) or a number of updates.
-2. ``fairseq-generate --task diffuser`` on the test split with the edit decoder
+2. ``fairseq-generate --task diffuser`` of ``checkpoint_best.pt`` (``checkpoint_last.pt``
+   where fairseq wrote no best) on the test split with the edit decoder
    (start state, steps and searches as options), with ``--print-edit-history``
    so ``diffuser-mt trace`` can show the edits; output in
    ``SAVE_DIR/generate-test.NAME.txt``.
@@ -96,12 +97,20 @@ def decode_and_score(args: argparse.Namespace, checkpoint: Path, references: lis
                  f"DiffusER ({args.model_size}, {args.name}, start {args.init_mode}, {args.decode_steps} steps)")
 
 
+def checkpoint_to_decode(save_dir: Path) -> Path:
+    """checkpoint_best.pt, or checkpoint_last.pt where fairseq wrote no best: a run restored from another
+    (``--restore-file``, a ``--train-tagger-only`` stage) keeps that run's best valid score and writes a best
+    checkpoint only when it beats it."""
+    best = save_dir / "checkpoint_best.pt"
+    return best if best.exists() else save_dir / "checkpoint_last.pt"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         references = read_lines(args.reference, allow_empty_lines=False)
         run_fairseq("fairseq-train", train_command(args))
-        decode_and_score(args, args.save_dir / "checkpoint_best.pt", references)
+        decode_and_score(args, checkpoint_to_decode(args.save_dir), references)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -157,3 +157,10 @@ def test_fairseq_train_refuses_an_unknown_option_after_dash_dash(capsys):
     with pytest.raises(SystemExit):
         parsed(train_diffuser.train_command(args))
     assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+def test_train_diffuser_decodes_the_last_checkpoint_where_fairseq_wrote_no_best(tmp_path):
+    (tmp_path / "checkpoint_last.pt").write_bytes(b"last")
+    assert train_diffuser.checkpoint_to_decode(tmp_path) == tmp_path / "checkpoint_last.pt"
+    (tmp_path / "checkpoint_best.pt").write_bytes(b"best")
+    assert train_diffuser.checkpoint_to_decode(tmp_path) == tmp_path / "checkpoint_best.pt"
