@@ -123,8 +123,9 @@ class DiffuserLoss(FairseqCriterion):
         tag_losses = F.cross_entropy(
             tag_logits.reshape(-1, NUM_TAGS).float(), tag_target.reshape(-1), ignore_index=TAG_PAD, reduction="none")
         edits = (tag_target.reshape(-1) != TAG_PAD) & (tag_target.reshape(-1) != Tag.KEEP)
-        terms = {"tag_loss_sum": tag_losses.sum(),
-                 "tag_objective_sum": tag_losses.sum() + (self.tag_edit_weight - 1.0) * tag_losses[edits].sum(),
+        tag_loss_sum = tag_losses.sum()
+        terms = {"tag_loss_sum": tag_loss_sum,
+                 "tag_objective_sum": tag_loss_sum + (self.tag_edit_weight - 1.0) * tag_losses[edits].sum(),
                  "tag_correct": ((tag_logits.argmax(-1) == tag_target) & (tag_target != TAG_PAD)).sum(),
                  "n_tags": (tag_target != TAG_PAD).sum()}
         learned = generator_target != self.padding_idx  # fill tokens and span ends; the canvas has no loss
